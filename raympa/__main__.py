@@ -1,0 +1,5 @@
+import sys
+
+from raympa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,152 @@
+"""The ``raympa`` command line: a thin argparse front over the library.
+
+Each subcommand's arguments are declared here (cheap: ``raympa --help`` imports neither torch,
+ray nor librosa); the work is done by a function of the stage module, imported only when the
+subcommand runs. Each stage owns one ``_add_<command>`` function below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from typing import Callable, Sequence
+
+# command -> "module:function"; the function takes the parsed argparse.Namespace, returns an exit code
+_HANDLERS: dict[str, str] = {
+    "extract": "raympa.contours:cli_extract",
+    "import-pitchtracks": "raympa.contours:cli_import_pitchtracks",
+    "fba-index": "raympa.fba:cli_fba_index",
+    "demo-data": "raympa.demo:cli_demo_data",
+    "train": "raympa.train:cli_train",
+    "predict": "raympa.predict:cli_predict",
+    "report": "raympa.report:cli_report",
+}
+
+
+# ----------------------------------------------------------------------------- contours (issue 2)
+def _add_extraction_params(p: argparse.ArgumentParser) -> None:
+    from raympa.config import ExtractConfig
+
+    d = ExtractConfig()
+    p.add_argument("--sample-rate", type=int, default=d.sample_rate, help="Hz (default %(default)s, paper)")
+    p.add_argument("--frame-length", type=int, default=d.frame_length, help="samples (default %(default)s, paper)")
+    p.add_argument("--hop-length", type=int, default=d.hop_length, help="samples (default %(default)s, paper)")
+    p.add_argument("--fmin", type=float, default=d.fmin, help="Hz (default %(default)s)")
+    p.add_argument("--fmax", type=float, default=d.fmax, help="Hz (default %(default)s)")
+
+
+def _add_run_params(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (gets contours.parquet and errors.csv)")
+    p.add_argument("--cache-dir", default=None, help="contour cache (default $RAYMPA_CACHE or ~/.cache/raympa)")
+    p.add_argument("--address", default=None, help="Ray cluster address ('auto' to join a running cluster)")
+
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="pYIN pitch contours from audio files, in parallel on Ray Data")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("dir", nargs="?", help="folder of audio files (wav, flac, ogg, mp3; recursive)")
+    src.add_argument("--table", help="CSV or parquet with recording_id, audio_path [, segment_start, segment_duration]")
+    _add_run_params(p)
+    _add_extraction_params(p)
+    p.add_argument("--backend", choices=("fast", "librosa"), default="fast",
+                   help="pYIN implementation: fast (raympa.pitch, default) or librosa (reference)")
+
+
+def _add_import_pitchtracks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-pitchtracks", help="import precomputed FBA pitch tracks (time_sec,f0_hz)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("dir", nargs="?", help="folder of *_pyin_pitchtrack.txt files (recursive)")
+    src.add_argument("--table", help="CSV or parquet with recording_id, pitchtrack_path [, segment columns]")
+    _add_run_params(p)
+    p.add_argument("--sample-rate", type=int, default=44_100, help="Hz of the target grid (default %(default)s)")
+    p.add_argument("--hop-length", type=int, default=256, help="samples of the target grid (default %(default)s)")
+
+
+# ----------------------------------------------------------------------------- data (issue 3)
+def _add_fba_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fba-index", help="index of FBA auditions from the MIG-FbaData annotation layout")
+    p.add_argument("--annotations", required=True, help="MIG-FbaData checkout (holds FBA2013..FBA2018 and the scores CSV)")
+    p.add_argument("--audio", default=None, help="audio root (<year>-<year+1>/<band>/<id>/<id>.mp3)")
+    p.add_argument("--pitchtracks", default=None, help="root of <id>_pyin_pitchtrack.txt files")
+    p.add_argument("--out", required=True, help="index file (.csv, or .parquet)")
+    p.add_argument("--years", default="2013-2018", help="e.g. 2013-2018 or 2013,2015 (default %(default)s)")
+    p.add_argument("--bands", default="middleschool,symphonicband", help="comma list (default %(default)s)")
+    p.add_argument("--instruments", default="Alto Saxophone,Bb Clarinet,Flute", help="comma list (default %(default)s)")
+    p.add_argument("--segment", default="technical_etude", help="audition segment (default %(default)s)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 student split (default %(default)s)")
+    p.add_argument("--keep-unusable", action="store_true", help="keep unusable rows, with a note column saying why")
+
+
+def _add_demo_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo-data", help="render simulated auditions + ratings.csv (the embedded default data)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=240, help="number of auditions (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    p.add_argument("--band", choices=("middleschool", "symphonicband"), default="middleschool")
+    p.add_argument("--fba-annotations", default=None, help="MIG-FbaData checkout: real etude MIDIs and rating distribution")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 split (default %(default)s)")
+
+
+# ----------------------------------------------------------------------------- training (issue 4)
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from raympa.config import TrainConfig
+
+    p = sub.add_parser("train", help="train one model on one criterion (paper settings by default)")
+    p.add_argument("--ratings", required=True, help="ratings table (FBA index or demo ratings.csv)")
+    p.add_argument("--contours", required=True, help="folder (or file) with contours.parquet")
+    p.add_argument("--out", required=True, help="run folder: metrics.json, checkpoint.pt, latents.npz")
+    p.add_argument("--split-seed", type=int, default=0, help="split seed when the table has no split column")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        p.add_argument(flag, type=kind, default=f.default, help=f"(default %(default)s)")
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="score new recordings with a trained checkpoint")
+    p.add_argument("--checkpoint", required=True, nargs="+", help="checkpoint.pt file(s); one per criterion")
+    p.add_argument("audio", nargs="+", help="audio files")
+    p.add_argument("--out", default=None, help="write predictions to this CSV instead of printing")
+
+
+# ----------------------------------------------------------------------------- report (issue 6)
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="HTML report (and CSV tables) of a study directory")
+    p.add_argument("study_dir", help="study folder written by studies/*.py")
+    p.add_argument("--out", default=None, help="report folder (default STUDY_DIR/report)")
+
+
+_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_extract,
+    _add_import_pitchtracks,
+    _add_fba_index,
+    _add_demo_data,
+    _add_train,
+    _add_predict,
+    _add_report,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from raympa import __version__
+
+    parser = argparse.ArgumentParser(prog="raympa", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"raympa {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for build in _BUILDERS:
+        build(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``raympa`` console script."""
+    args = build_parser().parse_args(argv)
+    module_name, func_name = _HANDLERS[args.command].split(":")
+    handler = getattr(importlib.import_module(module_name), func_name)
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Frozen configuration dataclasses.
+
+Each default says where it comes from: "paper" = Seshadri & Lerch 2021; "code" = the authors'
+original repository; "ours" = this project's choice. Where paper and code disagree the default is
+the paper's and the alternative is a value of the same field (docs/divergences.md lists them).
+
+Ray Tune's flat ``param_space`` dict is turned into a :class:`TrainConfig` in exactly one place,
+:meth:`TrainConfig.from_dict`, which rejects unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from raympa import constants as C
+
+ModelName = Literal["pcconvnet", "contrastive", "contrastive-jl"]
+Criterion = Literal["musicality", "note_accuracy", "rhythm_accuracy"]
+ContrastiveTerm = Literal["weighted", "rnc"]
+Pairing = Literal["halves", "all"]
+Chunking = Literal["random", "fixed"]
+PitchNorm = Literal["midi127", "midi36_72"]
+Backend = Literal["fast", "librosa"]
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Pitch-contour extraction parameters (they are part of the cache key)."""
+
+    sample_rate: int = C.SAMPLE_RATE  # Hz, paper
+    frame_length: int = C.FRAME_LENGTH  # samples, paper
+    hop_length: int = C.HOP_LENGTH  # samples, paper
+    fmin: float = C.FMIN  # Hz, ours (covers alto sax, clarinet, flute)
+    fmax: float = C.FMAX  # Hz, ours
+    resolution: float = 0.1  # semitones per pYIN pitch bin, librosa's default
+    backend: Backend = "fast"  # "fast" = raympa.pitch.pyin; "librosa" = librosa.pyin reference
+
+    def key(self) -> dict[str, Any]:
+        """The parameters as a plain dict (stable order), for cache keys and metadata."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs besides the data.
+
+    Field names are a contract shared by ``raympa train``, the Tune trainable and the report.
+    """
+
+    # --- what to train ---
+    model: ModelName = "pcconvnet"
+    criterion: Criterion = "note_accuracy"
+    seed: int = 0  # paper: seeds 0-4
+    # --- contrastive term ---
+    contrastive: ContrastiveTerm = "weighted"  # paper: weighted contrastive; "rnc" = Rank-N-Contrast
+    n_bins: int = 5  # paper: C = 5 rating bins
+    margin: float = 0.5  # paper: s = 0.5
+    rnc_temperature: float = 2.0  # Zha et al. 2023 default tau = 2
+    jl_lambda: float = 1.0  # ours: weight of L_C in the joint loss (paper: 1, i.e. L = L_MSE + L_C)
+    pairing: Pairing = "halves"  # code: batch halves shuffled, paired element-wise; "all" = all pairs
+    # --- input ---
+    chunk_frames: int = C.CHUNK_FRAMES  # paper: 1000-frame chunks
+    chunking: Chunking = "random"  # paper: random chunks; "fixed" = code's fixed windows
+    chunk_hop: int = 500  # frames, code: hop of the fixed windows and of chunk-level evaluation
+    pitch_norm: PitchNorm = "midi127"  # paper: MIDI/127; "midi36_72" = code's (MIDI-36)/72
+    pitch_shift: float = 0.0  # semitones, code: +-2 random shift on voiced frames; 0 = off (paper)
+    # --- optimisation ---
+    batch_size: int = 32  # ours (not stated in the paper)
+    lr: float = 0.005  # paper: joint / head / baseline learning rate
+    encoder_lr: float = 0.1  # paper: two-step encoder learning rate (code: 0.005)
+    epochs: int = 300  # paper: joint and head epochs
+    encoder_epochs: int = 150  # paper: two-step encoder epochs
+    patience: int = 75  # paper: early stopping (code: 100 regression, 250 encoder)
+    momentum: float = 0.9  # paper
+    weight_decay: float = 1e-5  # paper
+    device: str = "auto"  # "auto" = CUDA when present, else CPU
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> "TrainConfig":
+        """Build a config from a flat dict (Tune's ``param_space``), rejecting unknown keys.
+
+        Keys that start with ``_`` or ``__`` (Tune's bookkeeping such as ``__trial_index__``)
+        are ignored.
+        """
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        clean = {k: v for k, v in params.items() if not str(k).startswith("_")}
+        unknown = sorted(set(clean) - set(names))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}; known: {sorted(names)}")
+        typed: dict[str, Any] = {}
+        for k, v in clean.items():
+            default = names[k].default
+            if isinstance(default, bool):
+                typed[k] = bool(v)
+            elif isinstance(default, int):
+                typed[k] = int(v)
+            elif isinstance(default, float):
+                typed[k] = float(v)
+            else:
+                typed[k] = v
+        cfg = cls(**typed)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise ValueError with an actionable message for an impossible configuration."""
+        choices = {
+            "model": ("pcconvnet", "contrastive", "contrastive-jl"),
+            "criterion": C.CRITERIA,
+            "contrastive": ("weighted", "rnc"),
+            "pairing": ("halves", "all"),
+            "chunking": ("random", "fixed"),
+            "pitch_norm": ("midi127", "midi36_72"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {list(allowed)}")
+        if self.n_bins < 2:
+            raise ValueError(f"n_bins={self.n_bins}; need at least 2 rating bins")
+        if self.margin < 0 or self.jl_lambda < 0:
+            raise ValueError("margin and jl_lambda must be >= 0")
+        if self.chunk_frames < 1 or self.chunk_hop < 1 or self.batch_size < 2:
+            raise ValueError("chunk_frames and chunk_hop must be >= 1 and batch_size >= 2")
+        if self.lr <= 0 or self.encoder_lr <= 0:
+            raise ValueError("learning rates must be > 0")
