@@ -22,7 +22,7 @@ by training; ``davies_bouldin_score``, ``TSNE``, ``pairwise_distances`` here) an
 A "configuration" is a trial's TrainConfig without its seed (and criterion, band, which are the
 groups): trials of one configuration differ only by seed. Where a model was run in several
 configurations (a sweep), the per-model views show, for each criterion x band, the configuration
-with the best mean *selection* metric over seeds (``study.json`` "metric", a validation metric)
+with the best mean *selection* metric over seeds (among those with the most seeds) (``study.json`` "metric", a validation metric)
 and report its *test* R², so the choice never looks at the test set.
 
 Every function returns ``(table, notes)``: notes are plain sentences about degenerate inputs
@@ -260,6 +260,9 @@ def _better(mode: str) -> bool:
 def selected_configs(study: Study) -> tuple[pd.DataFrame, Notes]:
     """Per model x criterion x band, the configuration with the best mean selection metric.
 
+    Among the configurations with the most seeds (so a lucky single-seed run cannot win); where a
+    model ran in one configuration, that one.
+
     Returns:
         columns ``model, criterion, band, config_id, n_configs, n_seeds, selection_mean``.
     """
@@ -276,7 +279,8 @@ def selected_configs(study: Study) -> tuple[pd.DataFrame, Notes]:
     )
     rows = []
     for (model, crit, band), g in per.groupby(["model", "criterion", "band"], sort=False):
-        g = g.sort_values("selection_mean", ascending=not _better(study.mode), kind="stable")
+        # most seeds first (a lucky single-seed configuration must not win), then best mean
+        g = g.sort_values(["n_seeds", "selection_mean"], ascending=[False, not _better(study.mode)], kind="stable")
         best = g.iloc[0]
         rows.append({
             "model": model, "criterion": crit, "band": band, "config_id": best["config_id"],
@@ -285,7 +289,7 @@ def selected_configs(study: Study) -> tuple[pd.DataFrame, Notes]:
         if len(g) > 1:
             notes.append(
                 f"{MODEL_LABELS.get(model, model)} / {crit} / {band}: {len(g)} configurations; per-model views "
-                f"use the best by mean {study.metric} over seeds ({best['config_id']})."
+                f"use the best by mean {study.metric} over seeds among those with the most seeds ({best['config_id']})."
             )
     return pd.DataFrame(rows), notes
 

@@ -1,0 +1,157 @@
+"""Tests of raympa.analysis on small fake study folders (tests/fake_study.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fake_study import make_fake_study
+from scipy.stats import wilcoxon
+from sklearn.metrics import davies_bouldin_score
+
+from raympa import analysis as A
+
+FAST = A.AnalysisConfig(tsne_max_iter=250)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    return make_fake_study(tmp_path_factory.mktemp("study"), seeds=(0, 1, 2, 3, 4), n_test=30)
+
+
+@pytest.fixture(scope="module")
+def study(study_dir):
+    return A.load_study(study_dir)
+
+
+def test_load_study_separates_failed_trials_and_finds_swept_params(study):
+    assert set(study.failed["status"]) == {"ERROR"}
+    assert len(study.failed) == 1
+    assert study.metric == "val_r2_full" and study.mode == "max"  # from study.json
+    assert study.swept == ["model", "margin"]
+    assert "model=contrastive-jl, margin=0.5" in set(study.finished["config_id"])
+
+
+def test_load_study_rejects_a_folder_without_trials(tmp_path):
+    with pytest.raises(FileNotFoundError, match="trials.csv"):
+        A.load_study(tmp_path)
+
+
+def test_r2_by_model_uses_best_config_by_validation_and_all_seeds(study):
+    r2, notes = A.r2_by_model(study)
+    jl = r2[(r2["model"] == "contrastive-jl") & (r2["criterion"] == "note_accuracy") & (r2["band"] == "middleschool")]
+    assert set(jl["config_id"]) == {"model=contrastive-jl, margin=0.5"}
+    assert sorted(jl[jl["protocol"] == "test_r2_full"]["seed"]) == [0, 1, 2, 3, 4]
+    assert set(r2["protocol"]) == {"test_r2_full", "test_r2_chunk"}
+    # 3 models x 2 criteria x 2 bands x 5 seeds x 2 protocols
+    assert len(r2) == 3 * 2 * 2 * 5 * 2
+    assert any("3 configurations" in n for n in notes)
+    summary = A.r2_summary(r2)
+    row = summary[(summary["model"] == "pcconvnet") & (summary["criterion"] == "rhythm_accuracy")
+                  & (summary["band"] == "symphonicband") & (summary["protocol"] == "test_r2_full")].iloc[0]
+    direct = r2[(r2["model"] == "pcconvnet") & (r2["criterion"] == "rhythm_accuracy")
+                & (r2["band"] == "symphonicband") & (r2["protocol"] == "test_r2_full")]["r2"]
+    assert row["n"] == 5 and row["mean"] == pytest.approx(direct.mean()) and row["std"] == pytest.approx(direct.std())
+
+
+def test_latent_metrics_match_sklearn_and_reflect_cluster_structure(study):
+    db, cd, notes = A.latent_metrics(study)
+    missing = [t for t in study.finished["trial_id"] if not study.latents_path(t).is_file()]
+    assert len(missing) == 1 and missing[0] not in set(db["trial_id"])
+    assert any("no latents file" in n for n in notes)
+    assert not set(study.failed["trial_id"]) & set(db["trial_id"])
+
+    tid = db["trial_id"].iloc[0]
+    lat, _ = A.load_latents(study, tid)
+    assert db.set_index("trial_id").loc[tid, "davies_bouldin"] == pytest.approx(davies_bouldin_score(lat.z, lat.bins))
+    mat = cd[cd["trial_id"] == tid].pivot(index="bin_i", columns="bin_j", values="distance").to_numpy()
+    cents = np.stack([lat.z[lat.bins == b].mean(axis=0) for b in range(5)])
+    assert mat == pytest.approx(np.linalg.norm(cents[:, None] - cents[None], axis=-1), abs=1e-5)
+    assert np.allclose(mat, mat.T) and np.allclose(np.diag(mat), 0)
+
+    # fake latents: contrastive-jl clusters tightly by rating, PCConvNet loosely
+    mean_db = db.groupby("model")["davies_bouldin"].mean()
+    assert mean_db["contrastive-jl"] < mean_db["contrastive"] < mean_db["pcconvnet"]
+    rho = db.groupby("model")["centroid_order_rho"].mean()
+    assert rho["contrastive-jl"] > 0.8
+    corr, _ = A.db_vs_r2(db)
+    assert (corr["spearman_rho"] < 0).all()  # lower DB goes with higher R² by construction
+
+
+def test_rating_bins_have_inclusive_lower_bounds(study):
+    lat, _ = A.load_latents(study, study.finished["trial_id"].iloc[0])
+    # the fake latents start with ratings 0.0, 0.2, 0.4, 0.6, 1.0 (paper: 0.6 is bin 3, 1.0 bin C-1)
+    assert lat.y[:5] == pytest.approx([0.0, 0.2, 0.4, 0.6, 1.0])
+    assert list(lat.bins[:5]) == [0, 1, 2, 3, 4]
+
+
+def test_tsne_adapts_perplexity_to_small_test_sets(tmp_path):
+    small = make_fake_study(tmp_path, criteria=("note_accuracy",), bands=("middleschool",), seeds=(0, 1),
+                            sweep_margins=(), n_test=8, with_failures=False)
+    st = A.load_study(small)
+    tsne, notes = A.tsne_table(st, FAST)
+    assert set(tsne["model"]) == {"pcconvnet", "contrastive", "contrastive-jl"}
+    assert (tsne.groupby("trial_id").size() == 8).all()
+    assert (tsne["perplexity"] < 8).all() and tsne["perplexity"].iloc[0] == pytest.approx(7 / 3)
+    assert np.isfinite(tsne[["tsne_x", "tsne_y"]].to_numpy()).all()
+
+
+def test_significance_matches_scipy_and_has_effect_sizes(study):
+    sig, _ = A.significance(study)
+    full = sig[sig["protocol"] == "test_r2_full"]
+    pooled = full[(full["scope"] == "all") & (full["model_a"] == "pcconvnet") & (full["model_b"] == "contrastive-jl")].iloc[0]
+    assert pooled["n_pairs"] == 20
+    assert pooled["mean_diff"] < 0 and pooled["rank_biserial"] == pytest.approx(-1.0) and pooled["cohen_dz"] < 0
+    r2, _ = A.r2_by_model(study)
+    wide = r2[r2["protocol"] == "test_r2_full"].pivot_table(index=["criterion", "band", "seed"], columns="model", values="r2")
+    assert pooled["p_value"] == pytest.approx(wilcoxon(wide["pcconvnet"], wide["contrastive-jl"]).pvalue)
+    one = full[full["scope"] == "note_accuracy / middleschool"]
+    assert (one["n_pairs"] == 5).all() and one["note"].str.contains("0.0625").all()
+    assert (full["p_bh"] >= full["p_value"] - 1e-12).all()
+
+
+def test_paired_test_degenerate_inputs():
+    same = A._paired_test(np.array([0.3, 0.4]), np.array([0.3, 0.4]))
+    assert np.isnan(same["p_value"]) and "zero" in same["note"]
+    one = A._paired_test(np.array([0.3]), np.array([0.2]))
+    assert np.isnan(one["p_value"]) and "fewer than 2" in one["note"]
+    mixed = A._paired_test(np.array([1.0, 2.0, 0.0]), np.array([0.0, 0.0, 3.0]))  # d = 1, 2, -3
+    assert mixed["rank_biserial"] == pytest.approx(0.0)  # W+ = 1 + 2 = W- = 3
+
+
+def test_best_configs_and_param_importance(study):
+    best, _ = A.best_configs(study)
+    top = best[(best["criterion"] == "note_accuracy") & (best["band"] == "middleschool")].sort_values("rank")
+    assert top.iloc[0]["config_id"] == "model=contrastive-jl, margin=0.5"
+    assert top.iloc[0]["n_seeds"] == 5
+    assert list(top["val_r2_full_mean"]) == sorted(top["val_r2_full_mean"], reverse=True)
+    imp, notes = A.param_importance(study)
+    grp = imp[(imp["criterion"] == "note_accuracy") & (imp["band"] == "middleschool")]
+    assert set(grp["param"]) == {"model", "margin"}
+    assert grp["importance"].sum() == pytest.approx(1.0)
+    assert any("only model varies" in n for n in notes)
+
+
+def test_degenerate_study_one_seed_one_bin_gives_notes_not_errors(tmp_path):
+    d = make_fake_study(tmp_path, criteria=("note_accuracy",), bands=("middleschool",), seeds=(0,),
+                        sweep_margins=(), n_test=12, one_bin=True)
+    a = A.analyse(d, FAST)
+    db = a.tables["davies_bouldin"]
+    assert len(db) and db["davies_bouldin"].isna().all()
+    assert any("Davies-Bouldin index undefined" in n for n in a.notes["latent"])
+    sig = a.tables["significance"]
+    assert sig["p_value"].isna().all() and sig["note"].str.contains("fewer than 2").all()
+    assert any("one seed only" in n for n in a.notes["r2"])
+    assert not a.tables["tsne"].empty  # t-SNE still draws the single-bin cloud
+    # the ERROR trial is left out; the finished margin=2 trial without latents still counts here
+    assert (a.tables["param_importance"]["n_trials"] == 4).all()
+
+
+def test_study_with_only_failed_trials(tmp_path):
+    pd.DataFrame([{"trial_id": "a", "status": "ERROR", "error": "boom", "model": "pcconvnet",
+                   "criterion": "note_accuracy", "seed": 0, "band": "middleschool", "val_r2_full": np.nan}]
+                 ).to_csv(tmp_path / "trials.csv", index=False)
+    a = A.analyse(tmp_path, FAST)
+    assert a.tables["r2_by_model"].empty and len(a.tables["failed_trials"]) == 1
+    assert any("study.json is missing" in n for n in a.notes["study"])
+    assert any("no finished trials" in n for n in a.notes["r2"])
