@@ -1,0 +1,149 @@
+"""Tests of raympa.study: config boundary, search spaces, the runner and the study folder.
+
+Tune mechanics run against ``tests/study_standin.py`` (a fake fit with fit's contract) on the
+shared ``ray_local`` instance; the study scripts' smoke tests run the real training.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from raympa import study
+from raympa.config import TrainConfig
+
+import study_standin
+
+
+def test_split_config_handles_band_and_repeat_index():
+    cfg, band = study.split_config({"model": "contrastive", "seed": 3, "band": "symphonicband",
+                                    "__trial_index__": 2, "margin": 1.0})
+    assert isinstance(cfg, TrainConfig)
+    assert (cfg.model, cfg.seed, cfg.margin, band) == ("contrastive", 5, 1.0, "symphonicband")
+    assert study.split_config({"band": "all"})[1] is None
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        study.split_config({"margn": 0.5})
+
+
+def test_margin_space_is_conditional_and_exportable():
+    import optuna
+
+    space = study.margin_sweep_space(criterion="note_accuracy", epochs=3)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(40):
+        trial = s.ask()
+        constants = space(trial)
+        p = trial.params
+        assert constants == {"criterion": "note_accuracy", "epochs": 3}
+        assert ("margin" in p) == ("n_bins" in p) == (p["contrastive"] == "weighted")
+        assert ("rnc_temperature" in p) == (p["contrastive"] == "rnc")
+        assert ("jl_lambda" in p) == (p["model"] == "contrastive-jl")
+        assert 5e-4 <= p["lr"] <= 5e-2
+        assert set(space.distributions(p)) == set(p)
+        TrainConfig.from_dict({**constants, **p})  # every suggestion is a valid config
+        seen.add((p["model"], p["contrastive"]))
+        s.tell(trial, 0.0)
+    assert len(seen) == 4
+    assert space.describe()["searched"]["margin"]["when"] == {"contrastive": ["weighted"]}
+
+
+def test_error_message_unwraps_ray_errors():
+    class Wrapper(Exception):
+        def __init__(self, cause):
+            super().__init__("ray.exceptions.RayTaskError(FloatingPointError): traceback ...\nFloatingPointError: boom")
+            self.cause = cause
+
+    msg = study.error_message(Wrapper(FloatingPointError("non-finite loss at epoch 3")))
+    assert msg == "FloatingPointError: non-finite loss at epoch 3"
+    assert study.error_message(None) == ""
+
+
+@pytest.fixture()
+def tiny_data():
+    from raympa.dataset import synthetic_set
+
+    return synthetic_set(30, seed=0, n_frames=(200, 300))
+
+
+def test_grid_study_writes_the_study_folder(ray_local, tiny_data, tmp_path):
+    """A grid with one diverging configuration: it ends as ERROR with its message, the rest finish."""
+    study_standin.register()
+    log = tmp_path / "log.jsonl"
+    fit = functools.partial(study_standin.standin_fit, log=str(log))
+    space = {"lr": {"grid_search": [0.005, 0.9]}, "margin": {"grid_search": [0.5, 2.0]},
+             "model": "contrastive-jl", "epochs": 3, "band": "middleschool"}
+    settings = study.StudySettings(name="grid", question="does the runner work?", max_failures=0)
+    out = study.run_study(settings, tiny_data, study_dir=tmp_path / "grid", param_space=space,
+                          fit=fit, argv=["test"], data_info={"kind": "synthetic"})
+
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 4
+    assert sorted(trials["status"]) == ["ERROR", "ERROR", "TERMINATED", "TERMINATED"]
+    bad = trials[trials["status"] == "ERROR"]
+    assert (bad["lr"] == 0.9).all()
+    assert bad["error"].str.contains("FloatingPointError").all()
+    assert bad["error"].str.contains("non-finite loss").all()
+    good = trials[trials["status"] == "TERMINATED"].set_index("margin")
+    for margin, row in good.iterrows():
+        cfg = TrainConfig(model="contrastive-jl", lr=0.005, margin=margin, epochs=3)
+        assert row["val_r2_full"] == pytest.approx(study_standin.score(cfg))
+        assert row["band"] == "middleschool" and row["model"] == "contrastive-jl" and row["final"]
+        z = np.load(out / "latents" / f"{row['trial_id']}.npz")
+        n_test = len(tiny_data.select(band="middleschool", split="test"))
+        assert z["z"].shape == (n_test, 16) and z["recording_id"].shape == (n_test,)
+    assert len(list((out / "latents").glob("*.npz"))) == 2
+
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["question"] == "does the runner work?" and meta["finished"]
+    assert meta["status_counts"] == {"TERMINATED": 2, "ERROR": 2}
+    assert meta["search_space"]["searched"]["lr"] == {"grid": [0.005, 0.9]}
+    assert (out / "tune").is_dir()
+
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    s = optuna.load_study(study_name="grid", storage=JournalStorage(JournalFileBackend(str(out / "optuna.journal"))))
+    states = sorted(t.state.name for t in s.trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]
+    assert s.best_trial.params == {"lr": 0.005, "margin": 0.5}
+    assert s.best_value == pytest.approx(0.8)
+
+    with pytest.raises(FileExistsError, match="--resume"):
+        study.run_study(settings, tiny_data, study_dir=out, param_space=space, fit=fit)
+
+
+def test_optuna_sweep_with_repeats_then_resume(ray_local, tiny_data, tmp_path):
+    """Optuna + Repeater: seeds 0..k-1 per configuration; an errored study resumes without re-running."""
+    study_standin.register()
+    log = tmp_path / "log.jsonl"
+    space = study.margin_sweep_space(models=("contrastive-jl",), terms=("weighted",), epochs=4)
+    settings = study.StudySettings(name="sweep", num_samples=2, repeats=2, max_failures=0)
+    # first attempt: every trial "diverges" at epoch 2 (after two checkpoints), like an interruption
+    failing = functools.partial(study_standin.standin_fit, log=str(log), fail_lr=0.0, fail_at=2)
+    out = study.run_study(settings, tiny_data, study_dir=tmp_path / "sweep", search=space, fit=failing)
+    first = pd.read_csv(out / "trials.csv")
+    assert len(first) == 4 and (first["status"] == "ERROR").all()
+    assert sorted(first["seed"]) == [0, 0, 1, 1]
+    # same configuration for both repeats of a group
+    assert first.groupby("margin")["seed"].apply(sorted).map(tuple).tolist() == [(0, 1), (0, 1)]
+
+    n_before = len(study_standin.read_log(log))
+    ok = functools.partial(study_standin.standin_fit, log=str(log))
+    out = study.run_study(settings, tiny_data, study_dir=out, search=space, fit=ok, resume=True)
+    second = pd.read_csv(out / "trials.csv")
+    assert (second["status"] == "TERMINATED").all() and len(second) == 4
+    assert set(second["trial_id"]) == set(first["trial_id"])  # the same trials, continued
+    resumed = study_standin.read_log(log)[n_before:]
+    starts = [e for e in resumed if e["event"] == "start"]
+    assert len(starts) == 4 and all(e["epoch"] == 2 for e in starts)  # from the epoch-2 checkpoint
+    meta = json.loads((out / "study.json").read_text())
+    assert len(meta["resumed"]) == 1
+    for row in second.itertuples():
+        assert math.isfinite(row.val_r2_full)
