@@ -66,6 +66,7 @@ class TrainConfig:
     chunk_hop: int = 500  # frames, code: hop of the fixed windows and of chunk-level evaluation
     pitch_norm: PitchNorm = "midi127"  # paper: MIDI/127; "midi36_72" = code's (MIDI-36)/72
     pitch_shift: float = 0.0  # semitones, code: +-2 random shift on voiced frames; 0 = off (paper)
+    chunks_per_recording: int = 1  # paper: an epoch = one random chunk per training recording
     # --- optimisation ---
     batch_size: int = 32  # ours (not stated in the paper)
     lr: float = 0.005  # paper: joint / head / baseline learning rate
@@ -76,6 +77,7 @@ class TrainConfig:
     momentum: float = 0.9  # paper
     weight_decay: float = 1e-5  # paper
     device: str = "auto"  # "auto" = CUDA when present, else CPU
+    threads: int = 1  # ours: torch CPU threads during fit (tiny model: 1 is fastest); 0 = torch's default
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "TrainConfig":
@@ -128,3 +130,7 @@ class TrainConfig:
             raise ValueError("chunk_frames and chunk_hop must be >= 1 and batch_size >= 2")
         if self.lr <= 0 or self.encoder_lr <= 0:
             raise ValueError("learning rates must be > 0")
+        if self.chunks_per_recording < 1 or self.patience < 1 or self.epochs < 1 or self.encoder_epochs < 1:
+            raise ValueError("chunks_per_recording, patience, epochs and encoder_epochs must be >= 1")
+        if self.pitch_shift < 0 or self.rnc_temperature <= 0:
+            raise ValueError("pitch_shift must be >= 0 and rnc_temperature > 0")
