@@ -66,6 +66,8 @@ class AnalysisConfig:
     mode: str | None = None  # "max" | "min"; None = study.json "mode", else "max"
     tsne_perplexity: float = 30.0  # sklearn's default; lowered to (n - 1) / 3 for small test sets
     tsne_max_iter: int = 1000  # sklearn's default
+    tsne_threads: int | None = 1  # ours: OpenMP threads of t-SNE's gradient; None = all cores.
+    # One thread measured 3-13x faster on 2 busy cores (benchmarks/results/report_speed.md)
     seed: int = 0  # random state of t-SNE and of the fANOVA forest
     top_k: int = 10  # best configurations listed per criterion x band
     min_importance_trials: int = 4  # ours: fewer finished trials -> no parameter importance
@@ -456,6 +458,7 @@ def tsne_table(study: Study, config: AnalysisConfig | None = None) -> tuple[pd.D
         perplexity``.
     """
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     cfg = config or AnalysisConfig()
     notes: Notes = []
@@ -472,7 +475,7 @@ def tsne_table(study: Study, config: AnalysisConfig | None = None) -> tuple[pd.D
         perplexity = float(min(cfg.tsne_perplexity, (n_pts - 1) / 3))
         tsne = TSNE(n_components=2, perplexity=perplexity, max_iter=cfg.tsne_max_iter, init="pca",
                     learning_rate="auto", random_state=cfg.seed)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(limits=cfg.tsne_threads):
             warnings.simplefilter("ignore", category=FutureWarning)
             xy = tsne.fit_transform(lat.z.astype(np.float64))  # (n, 2)
         parts.append(pd.DataFrame({

@@ -1,0 +1,114 @@
+"""Tests of raympa.report: files, offline HTML, CLI, and rendering in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fake_study import make_fake_study
+
+from raympa import cli
+from raympa.analysis import AnalysisConfig
+from raympa.report import CSV_TABLES, write_report
+
+FAST = AnalysisConfig(tsne_max_iter=250)
+N_FIGURES = 7  # R², t-SNE, centroids, DB, DB vs R², sweep, importance
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    study = make_fake_study(tmp_path_factory.mktemp("study"), seeds=(0, 1, 2), n_test=24)
+    return write_report(study, config=FAST)
+
+
+def test_report_writes_every_csv_and_plotly_once(report):
+    out = report.parent
+    assert report.name == "report.html" and out.name == "report"
+    for stem in CSV_TABLES:
+        assert (out / f"{stem}.csv").is_file(), stem
+    page = report.read_text()
+    assert page.count('<script src="plotly.min.js"') == 1
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    assert "cdn.plot.ly" not in page and "https://" not in page.split("<body>")[0]
+    assert page.count('class="plotly-graph-div"') == N_FIGURES
+    assert len(page) < 1_500_000  # plotly.js is beside it, not inside
+    # study.json's text is shown, escaped
+    assert "python studies/margin_sweep.py --smoke-test" in page
+    assert "&lt;b&gt;not&lt;/b&gt; real FBA data" in page and "<b>not</b>" not in page
+    assert "FloatingPointError: non-finite loss" in page  # the ERROR trial is listed
+    r2 = pd.read_csv(out / "r2_by_model.csv")
+    assert {"model", "criterion", "band", "seed", "protocol", "r2"} <= set(r2.columns)
+    sig = pd.read_csv(out / "significance.csv")
+    assert {"p_value", "rank_biserial", "cohen_dz", "p_bh"} <= set(sig.columns)
+
+
+def test_report_inline_embeds_plotly_once(tmp_path):
+    study = make_fake_study(tmp_path / "s", criteria=("note_accuracy",), bands=("middleschool",), seeds=(0, 1),
+                            sweep_margins=(), n_test=10)
+    path = write_report(study, tmp_path / "r", config=FAST, plotlyjs="inline")
+    page = path.read_text()
+    assert not (tmp_path / "r" / "plotly.min.js").exists()
+    assert len(re.findall(r"plotly\.js v\d", page)) == 1  # the library's banner, once
+    with pytest.raises(ValueError, match="offline"):
+        write_report(study, tmp_path / "r", plotlyjs="cdn")  # type: ignore[arg-type]
+
+
+def test_cli_report(tmp_path, capsys):
+    study = make_fake_study(tmp_path / "s", criteria=("note_accuracy",), bands=("middleschool",), seeds=(0, 1),
+                            sweep_margins=(), n_test=10, one_bin=True)
+    assert cli.main(["report", str(study), "--out", str(tmp_path / "r"), "--perplexity", "5"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert Path(printed) == tmp_path / "r" / "report.html"
+    page = Path(printed).read_text()
+    assert "Davies-Bouldin index undefined" in page  # degenerate input: a note, not a crash
+    assert "--perplexity 5.0" in page  # the report records its own command
+    assert cli.main(["report", str(tmp_path / "nope")]) == 2
+
+
+# ----------------------------------------------------------------------------- headless Chromium
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def render(html_path: Path, profile: Path) -> tuple[str, list[str]]:
+    """Open a page in headless Chromium; return its DOM after scripts ran, and its console lines."""
+    exe = _chromium()
+    proc = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000", "--dump-dom",
+         html_path.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, console
+
+
+needs_chromium = pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed "
+                                    "(Debian: apt-get install chromium; scripts/install.sh --test does it)")
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium_without_console_errors(report, tmp_path):
+    dom, console = render(report, tmp_path / "profile")
+    assert console == []
+    assert dom.count("js-plotly-plot") == N_FIGURES  # plotly.newPlot ran for every figure
+    assert dom.count('class="main-svg"') >= N_FIGURES
+    assert dom.count('class="point"') > 100  # markers were drawn (box points, t-SNE, scatter)
+
+
+@needs_chromium
+def test_render_check_catches_a_broken_page(report, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(report.parent, broken)
+    (broken / "plotly.min.js").unlink()  # a report whose plotly.js went missing must fail the check
+    dom, console = render(broken / "report.html", tmp_path / "profile")
+    assert any("Plotly is not defined" in line for line in console)
+    assert dom.count("js-plotly-plot") == 0
