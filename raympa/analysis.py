@@ -70,7 +70,7 @@ class AnalysisConfig:
     # One thread measured 3-13x faster on 2 busy cores (benchmarks/results/report_speed.md)
     seed: int = 0  # random state of t-SNE and of the fANOVA forest
     top_k: int = 10  # best configurations listed per criterion x band
-    min_importance_trials: int = 4  # ours: fewer finished trials -> no parameter importance
+    min_importance_configs: int = 3  # ours: fewer distinct configurations -> no parameter importance
 
 
 @dataclass
@@ -95,6 +95,15 @@ class Study:
     metric: str
     mode: str
     notes: Notes = field(default_factory=list)
+
+    @property
+    def log_params(self) -> set[str]:
+        """Parameters that ``study.json``'s search space samples on a log scale."""
+        space = self.meta.get("search_space") or {}
+        searched = space.get("searched", space) if isinstance(space, dict) else {}
+        if not isinstance(searched, dict):
+            return set()
+        return {k for k, v in searched.items() if isinstance(v, dict) and v.get("log") is True}
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -190,8 +199,17 @@ def load_study(study_dir: str | Path, config: AnalysisConfig | None = None) -> S
         metric, mode = fallback, "max"
     trials[metric] = pd.to_numeric(trials[metric], errors="coerce")
 
-    trials["finished"] = (trials["status"] == FINISHED) & trials[metric].notna()
-    odd = trials[(trials["status"] == FINISHED) & trials[metric].isna()]
+    done = trials["status"] == FINISHED
+    if "final" in trials.columns:  # raympa.study: False for trials stopped early (ASHA) or cut short
+        final = trials["final"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+        early = done & ~final
+        if early.any():
+            notes.append(f"{int(early.sum())} trial(s) stopped before their final report (early stopping by the "
+                         "scheduler): left out, listed with the failed trials.")
+            trials.loc[early, "status"] = "STOPPED_EARLY"
+            done = done & final
+    trials["finished"] = done & trials[metric].notna()
+    odd = trials[done & trials[metric].isna()]
     if len(odd):
         notes.append(f"{len(odd)} finished trial(s) without {metric}: left out ({', '.join(odd['trial_id'])}).")
 
@@ -275,8 +293,8 @@ def selected_configs(study: Study) -> tuple[pd.DataFrame, Notes]:
             "no finished trials: nothing to analyse."
         ]
     per = (
-        fin.groupby(["model", "criterion", "band", "config_id"], sort=False)[study.metric]
-        .agg(selection_mean="mean", n_seeds="count")
+        fin.groupby(["model", "criterion", "band", "config_id"], sort=False)
+        .agg(selection_mean=(study.metric, "mean"), n_seeds=("seed", "nunique"))
         .reset_index()
     )
     rows = []
@@ -525,57 +543,78 @@ def param_importance(study: Study, config: AnalysisConfig | None = None) -> tupl
     normalised to sum to 1 within a group. Seeds are not a parameter: seed noise stays unexplained.
     """
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-    from optuna.importance import FanovaImportanceEvaluator
 
     cfg = config or AnalysisConfig()
-    cols = ["criterion", "band", "param", "importance", "n_trials", "evaluator"]
+    cols = ["criterion", "band", "param", "importance", "n_trials", "n_configs", "evaluator"]
     notes: Notes = []
-    rows = []
     params = list(study.swept)
     if not params:
         return pd.DataFrame(columns=cols), ["no swept parameter: no parameter importance."]
+    verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        rows = _importance_rows(study, cfg, params, notes)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return pd.DataFrame(rows, columns=cols), notes
+
+
+def _importance_rows(study: Study, cfg: AnalysisConfig, params: list[str], notes: Notes) -> list[dict[str, Any]]:
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.importance import FanovaImportanceEvaluator
+
+    rows = []
     for (crit, band), g in study.finished.groupby(["criterion", "band"], sort=False):
         varying = [p for p in params if g[p].astype(str).nunique() > 1]
-        if len(g) < cfg.min_importance_trials or not varying:
-            notes.append(f"{crit} / {band}: {len(g)} finished trial(s), {len(varying)} varying parameter(s); "
-                         "too few for parameter importance.")
+        n_configs = g["config_id"].nunique()
+        if n_configs < cfg.min_importance_configs or not varying:
+            notes.append(f"{crit} / {band}: {n_configs} distinct configuration(s), {len(varying)} varying "
+                         "parameter(s); too few for parameter importance.")
             continue
+        if n_configs < 3 * len(varying):
+            notes.append(f"{crit} / {band}: only {n_configs} distinct configurations for {len(varying)} parameters; "
+                         "their effects are confounded, treat the importances as unreliable.")
         dists = {}
         for p in varying:
-            v = g[p]
+            v = g[p].dropna()
             if pd.api.types.is_bool_dtype(v) or not pd.api.types.is_numeric_dtype(v):
                 dists[p] = CategoricalDistribution(sorted(v.astype(str).unique()))
             elif pd.api.types.is_integer_dtype(v):
                 dists[p] = IntDistribution(int(v.min()), int(v.max()))
             else:
-                dists[p] = FloatDistribution(float(v.min()), float(v.max()))
+                log = p in study.log_params and float(v.min()) > 0
+                dists[p] = FloatDistribution(float(v.min()), float(v.max()), log=log)
         ostudy = optuna.create_study(direction="maximize" if _better(study.mode) else "minimize")
         for _, r in g.iterrows():
             values = {}
             for p, d in dists.items():
+                if pd.isna(r[p]):  # a conditional parameter this trial did not have
+                    continue
                 if isinstance(d, CategoricalDistribution):
                     values[p] = str(r[p])
                 elif isinstance(d, IntDistribution):
                     values[p] = int(r[p])
                 else:
                     values[p] = float(r[p])
-            ostudy.add_trial(optuna.trial.create_trial(params=values, distributions=dists, value=float(r[study.metric])))
+            ostudy.add_trial(optuna.trial.create_trial(params=values, distributions={p: dists[p] for p in values},
+                                                       value=float(r[study.metric])))
         imp = optuna.importance.get_param_importances(ostudy, evaluator=FanovaImportanceEvaluator(seed=cfg.seed))
         if len(varying) == 1:
             notes.append(f"{crit} / {band}: only {varying[0]} varies; its importance is 1 by construction.")
         for p, v in imp.items():
             rows.append({"criterion": crit, "band": band, "param": p, "importance": float(v), "n_trials": len(g),
+                         "n_configs": n_configs,
                          "evaluator": "optuna FanovaImportanceEvaluator"})
-    return pd.DataFrame(rows, columns=cols), notes
+    return rows
 
 
 def best_configs(study: Study, config: AnalysisConfig | None = None) -> tuple[pd.DataFrame, Notes]:
     """Configurations ranked by mean selection metric over seeds, with spread, per criterion x band.
 
     Returns:
-        ``criterion, band, rank, config_id, model, <swept params>, n_seeds, <metric>_mean/_std/_min/_max``
+        ``criterion, band, rank, config_id, model, <swept params>, n_seeds, n_runs (trials, more than
+        n_seeds when a searcher proposed a configuration twice), <metric>_mean/_std/_min/_max``
         for the selection metric and each test R² protocol; std has ddof=1 (NaN for one seed).
     """
     cfg = config or AnalysisConfig()
@@ -583,10 +622,11 @@ def best_configs(study: Study, config: AnalysisConfig | None = None) -> tuple[pd
     metrics = list(dict.fromkeys([study.metric, *[p for p in R2_PROTOCOLS if p in fin.columns]]))
     params = [c for c in study.swept if c != "model"]
     if fin.empty:
-        return pd.DataFrame(columns=["criterion", "band", "rank", "config_id", "model", *params, "n_seeds"]), []
+        return pd.DataFrame(columns=["criterion", "band", "rank", "config_id", "model", *params, "n_seeds", "n_runs"]), []
     keys = ["criterion", "band", "config_id", "model", *params]
     agg = fin.groupby(keys, sort=False, dropna=False).agg(
-        n_seeds=("trial_id", "count"),
+        n_seeds=("seed", "nunique"),
+        n_runs=("trial_id", "count"),
         **{f"{m}_{s}": (m, s) for m in metrics for s in ("mean", "std", "min", "max")},
     ).reset_index()
     out = []
@@ -594,7 +634,7 @@ def best_configs(study: Study, config: AnalysisConfig | None = None) -> tuple[pd
         g = g.sort_values(f"{study.metric}_mean", ascending=not _better(study.mode), kind="stable").head(cfg.top_k)
         out.append(g.assign(rank=np.arange(1, len(g) + 1)))
     res = pd.concat(out, ignore_index=True)
-    return res[["criterion", "band", "rank", "config_id", "model", *params, "n_seeds",
+    return res[["criterion", "band", "rank", "config_id", "model", *params, "n_seeds", "n_runs",
                 *[c for c in res.columns if any(c.startswith(m + "_") for m in metrics)]]], []
 
 

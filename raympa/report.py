@@ -221,6 +221,7 @@ def fig_sweep(a: Analysis) -> Any:
     if not groups:
         return None
     metric = a.study.metric
+    log_params = a.study.log_params
     fig = make_subplots(rows=len(groups), cols=len(params), shared_yaxes=True,
                         subplot_titles=[f"{p} — {c}, {b}" for c, b in groups for p in params])
     for r, (crit, band) in enumerate(groups, 1):
@@ -234,7 +235,8 @@ def fig_sweep(a: Analysis) -> Any:
                     text=sm["config_id"] + ", seed " + sm["seed"].astype(str),
                     hovertemplate=p + " %{x}<br>" + metric + " %{y:.3f}<br>%{text}<extra></extra>",
                 ), row=r, col=c)
-            fig.update_xaxes(title_text=p, row=r, col=c)
+            fig.update_xaxes(title_text=p + (" (log)" if p in log_params else ""), row=r, col=c,
+                             type="log" if p in log_params and (s[p] > 0).all() else None)
         fig.update_yaxes(title_text=metric, row=r, col=1)
     fig.update_layout(height=_PANEL_PX * len(groups) + 80, margin=dict(t=60, b=40))
     return fig

@@ -145,6 +145,7 @@ def test_degenerate_study_one_seed_one_bin_gives_notes_not_errors(tmp_path):
     assert not a.tables["tsne"].empty  # t-SNE still draws the single-bin cloud
     # the ERROR trial is left out; the finished margin=2 trial without latents still counts here
     assert (a.tables["param_importance"]["n_trials"] == 4).all()
+    assert any("confounded" in n for n in a.notes["importance"])  # 4 configurations for 2 parameters
 
 
 def test_study_with_only_failed_trials(tmp_path):
@@ -155,3 +156,17 @@ def test_study_with_only_failed_trials(tmp_path):
     assert a.tables["r2_by_model"].empty and len(a.tables["failed_trials"]) == 1
     assert any("study.json is missing" in n for n in a.notes["study"])
     assert any("no finished trials" in n for n in a.notes["r2"])
+
+
+def test_trials_stopped_early_are_left_out(tmp_path):
+    d = make_fake_study(tmp_path, criteria=("note_accuracy",), bands=("middleschool",), seeds=(0, 1),
+                        sweep_margins=(), n_test=10, with_failures=False)
+    trials = pd.read_csv(d / "trials.csv")
+    trials["final"] = True
+    trials.loc[0, "final"] = False  # an ASHA-stopped trial: TERMINATED but never reached its final report
+    trials.to_csv(d / "trials.csv", index=False)
+    st = A.load_study(d)
+    assert trials.loc[0, "trial_id"] in set(st.failed["trial_id"])
+    assert st.failed["status"].tolist() == ["STOPPED_EARLY"]
+    assert len(st.finished) == len(trials) - 1
+    assert any("stopped before their final report" in n for n in st.notes)
