@@ -90,6 +90,9 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--band", choices=("middleschool", "symphonicband"), default="middleschool")
     p.add_argument("--fba-annotations", default=None, help="MIG-FbaData checkout: real etude MIDIs and rating distribution")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 split (default %(default)s)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="nominal etude length in s (default: 30 middleschool, 48 symphonicband, FBA medians)")
+    p.add_argument("--jobs", type=int, default=None, help="rendering processes (default: CPU count)")
 
 
 # ----------------------------------------------------------------------------- training (issue 4)
