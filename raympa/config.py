@@ -77,7 +77,7 @@ class TrainConfig:
     momentum: float = 0.9  # paper
     weight_decay: float = 1e-5  # paper
     device: str = "auto"  # "auto" = CUDA when present, else CPU
-    threads: int = 1  # ours: torch CPU threads during fit (tiny model: 1 is fastest); 0 = torch's default
+    threads: int = 0  # ours: torch CPU threads during fit; 0 = leave torch's setting (raympa train: 1)
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "TrainConfig":

@@ -338,9 +338,9 @@ def synthetic_set(
 ) -> ContourSet:
     """Synthetic contours whose note-accuracy rating is set by their wrong notes.
 
-    Each recording is a melody on a major scale (notes of 15-40 frames with short unvoiced gaps).
-    A fraction ``p`` in [0, 0.5] of its notes is replaced by a wrong note, a large off-scale jump
-    (5 to 9 semitones away, like a slip of register); its ratings are
+    Each recording is a one-octave melody on a major scale (notes of 15-40 frames with short
+    unvoiced gaps). A fraction ``p`` in [0, 0.5] of its notes is replaced by a wrong note, a jump
+    13 to 17 semitones up (off the scale, like a slip of register); its ratings are
     ``note_accuracy = 1 - 2 p`` (quantised to 0.05), musicality and rhythm noisy copies of it.
     Meant for tests and benchmarks: a model learns it in a few epochs.
 
@@ -359,15 +359,15 @@ def synthetic_set(
         if rng.random() < short_fraction:
             length = int(rng.integers(300, 900))
         p = rng.uniform(0.0, 0.5)
-        tonic = 60 + int(rng.integers(-5, 6))
+        tonic = 60 + int(rng.integers(-3, 4))
         out = np.zeros(length, np.float32)
         pos, degree = 0, int(rng.integers(0, 7))
         while pos < length:
             dur = int(rng.integers(15, 41))
-            degree = int(np.clip(degree + rng.integers(-2, 3), 0, 13))
+            degree = int(np.clip(degree + rng.integers(-2, 3), 0, 7))  # one octave
             pitch = tonic + 12 * (degree // 7) + scale[degree % 7]
             if rng.random() < p:
-                pitch += int(rng.integers(11, 15))
+                pitch += int(rng.integers(13, 18))  # off the scale and above the octave
             pitch += rng.normal(0, 0.1, size=min(dur, length - pos))  # intonation jitter
             out[pos : pos + dur] = pitch
             gap = int(rng.integers(0, 4))

@@ -48,7 +48,12 @@ def rating_bins(y: torch.Tensor | np.ndarray, n_bins: int = 5) -> torch.Tensor |
 def _distance(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared and plain Euclidean distance of matching rows: (pairs, dim) x2 -> (pairs,) x2."""
     d2 = (z1 - z2).pow(2).sum(dim=1)  # (pairs,)
-    return d2, d2.clamp(min=_TINY).sqrt()
+    return d2, _safe_sqrt(d2)
+
+
+def _safe_sqrt(d2: torch.Tensor) -> torch.Tensor:
+    """sqrt with the exact value 0 at 0 and a zero (not NaN) gradient there."""
+    return torch.where(d2 > 0, d2.clamp(min=_TINY).sqrt(), torch.zeros_like(d2))
 
 
 def weighted_contrastive_loss(
@@ -106,7 +111,7 @@ def rank_n_contrast_loss(
     if n < 2:
         raise ValueError("Rank-N-Contrast needs at least 2 embeddings")
     d2 = (z[:, None, :] - z[None, :, :]).pow(2).sum(dim=2)  # (n, n)
-    logits = -d2.clamp(min=_TINY).sqrt() / temperature  # (n, n)
+    logits = -_safe_sqrt(d2) / temperature  # (n, n)
     label_d = (y[:, None] - y[None, :]).abs().to(z.dtype)  # (n, n)
     eye = torch.eye(n, dtype=torch.bool, device=z.device)
     total = z.new_zeros(())

@@ -1,0 +1,196 @@
+"""fit(): learning on synthetic contours, determinism, resume, the frozen encoder, outputs, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from raympa.config import TrainConfig
+from raympa.dataset import synthetic_set
+from raympa.train import fit
+
+FAST = dict(lr=0.05, encoder_lr=0.05, batch_size=16, chunks_per_recording=4, threads=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_set(160, seed=0, short_fraction=0.1, n_frames=(1000, 1400))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return synthetic_set(40, seed=1, short_fraction=0.25, n_frames=(1000, 1300))
+
+
+@pytest.mark.parametrize("model", ["pcconvnet", "contrastive-jl", "contrastive"])
+def test_learns_synthetic_wrong_notes(data, model):
+    cfg = TrainConfig(model=model, epochs=25, encoder_epochs=15, patience=25, seed=0, **FAST)
+    m = fit(cfg, data).metrics
+    assert m["test_r2_full"] > 0.2 and m["val_r2_full"] > 0.2, m
+    assert m["test_r2_chunk"] > 0.2, m
+    assert m["epochs_run"] == (40 if model == "contrastive" else 25)
+
+
+def _weights(result):
+    return result.checkpoint["model_state"]
+
+
+def _comparable(history):
+    """History without timings, NaN made comparable."""
+    return [{k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
+             for k, v in h.items() if k != "epoch_seconds"} for h in history]
+
+
+def test_deterministic_for_a_seed(tiny):
+    cfg = TrainConfig(model="contrastive-jl", epochs=3, seed=4, pitch_shift=2.0, **FAST)
+    a, b = fit(cfg, tiny), fit(cfg, tiny)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    for k, v in _weights(a).items():
+        assert torch.equal(v, _weights(b)[k]), k
+    c = fit(dataclasses.replace(cfg, seed=5), tiny)
+    assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3])
+def test_resume_continues_exactly(tiny, stop_after):
+    """State after epoch k (through torch.save / weights_only load) resumes to the same end.
+
+    Two-step mode with 2 + 2 epochs: k = 2 is the stage boundary.
+    """
+    cfg = TrainConfig(model="contrastive", encoder_epochs=2, epochs=2, patience=5, seed=2, **FAST)
+    states = {}
+
+    def keep(metrics, get_state):
+        buf = io.BytesIO()
+        torch.save(get_state(), buf)
+        states[metrics["epoch"]] = buf.getvalue()
+
+    full = fit(cfg, tiny, callback=keep)
+    assert sorted(states) == [1, 2, 3, 4]
+    state = torch.load(io.BytesIO(states[stop_after]), weights_only=True)
+    resumed = fit(cfg, tiny, resume=state)
+    assert _comparable(resumed.history) == _comparable(full.history)
+    for k, v in _weights(full).items():
+        assert torch.equal(v, _weights(resumed)[k]), k
+    assert resumed.metrics["test_r2_full"] == full.metrics["test_r2_full"]
+
+
+def test_resume_rejects_other_config(tiny):
+    cfg = TrainConfig(model="pcconvnet", epochs=1, **FAST)
+    states = []
+    fit(cfg, tiny, callback=lambda m, g: states.append(g()))
+    with pytest.raises(ValueError, match="different TrainConfig"):
+        fit(dataclasses.replace(cfg, seed=9), tiny, resume=states[0])
+
+
+def test_two_step_encoder_frozen_in_step_two(tiny):
+    cfg = TrainConfig(model="contrastive", encoder_epochs=2, epochs=3, patience=10, **FAST)
+    snap = {}
+
+    def keep(metrics, get_state):
+        snap[metrics["epoch"]] = (metrics["stage"], get_state()["model"])
+
+    result = fit(cfg, tiny, callback=keep)
+    assert [snap[e][0] for e in sorted(snap)] == ["encoder", "encoder", "head", "head", "head"]
+    after_step_one = snap[2][1]  # best encoder restored at the end of step one
+    final = _weights(result)
+    enc_keys = [k for k in final if k.startswith("encoder.")]
+    assert any("running_mean" in k for k in enc_keys)  # BatchNorm statistics included
+    for k in enc_keys:
+        assert torch.equal(final[k], after_step_one[k]), k
+    assert any(not torch.equal(final[k], after_step_one[k]) for k in final if k.startswith("head."))
+
+
+def test_early_stopping_and_best_epoch(tiny):
+    cfg = TrainConfig(model="pcconvnet", epochs=200, patience=3, **{**FAST, "lr": 1e-6})
+    seen = []
+    r = fit(cfg, tiny, callback=lambda m, g: seen.append(m["val_loss"]))
+    m = r.metrics
+    assert m["epochs_run"] == m["best_epoch"] + 3 < 200
+    assert m["best_val_loss"] == min(seen) == seen[m["best_epoch"] - 1]
+
+
+def test_non_finite_loss_raises(tiny):
+    cfg = TrainConfig(model="contrastive-jl", epochs=20, lr=1e12, margin=1e6, threads=1)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fit(cfg, tiny)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(model="pcconvnet", chunking="fixed", chunk_hop=250, pitch_norm="midi36_72"),
+        dict(model="contrastive-jl", pairing="all", contrastive="rnc", jl_lambda=0.5),
+        dict(model="contrastive", contrastive="rnc", pairing="halves", pitch_shift=2.0),
+        dict(model="contrastive-jl", pairing="all", n_bins=3, margin=1.0, chunk_frames=800),
+    ],
+)
+def test_options_run(tiny, kw):
+    cfg = TrainConfig(epochs=2, encoder_epochs=1, **{**FAST, **kw})
+    r = fit(cfg, tiny)
+    assert r.metrics["epochs_run"] == (3 if cfg.model == "contrastive" else 2)
+    for key in ("val_r2_full", "test_r2_full", "test_r2_chunk", "val_r2_chunk"):
+        assert math.isfinite(r.metrics[key]), key
+    assert all(math.isfinite(h["train_loss"]) for h in r.history)
+
+
+def test_short_contours_and_band_filter():
+    d = synthetic_set(30, seed=2, short_fraction=1.0)  # every contour shorter than a chunk
+    assert d.lengths.max() < 1000
+    r = fit(TrainConfig(epochs=1, **FAST), d, band="middleschool")
+    assert math.isfinite(r.metrics["test_r2_full"]) and r.metrics["n_test_chunks"] == r.metrics["n_test"]
+    with pytest.raises(ValueError, match="training recordings"):
+        fit(TrainConfig(epochs=1, **FAST), d, band="symphonicband")
+
+
+def test_outputs_and_checkpoint(tiny, tmp_path):
+    cfg = TrainConfig(model="contrastive-jl", epochs=2, **FAST)
+    r = fit(cfg, tiny, out_dir=tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("val_r2_full", "test_r2_full", "test_r2_chunk", "epochs_run", "best_epoch"):
+        assert key in metrics
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["train_config"] == cfg.to_dict() and ckpt["criterion"] == "note_accuracy"
+    assert ckpt["extract_config"]["hop_length"] == 256 and ckpt["pitch_norm"] == "midi127"
+    lat = np.load(tmp_path / "latents.npz")
+    n = r.metrics["n_test"]
+    assert lat["z"].shape == (n, 16) and lat["z"].dtype == np.float32
+    assert lat["bins"].dtype == np.int64 and lat["recording_id"].shape == (n,)
+    assert set(tiny.select(split="test").recording_id) == set(lat["recording_id"].tolist())
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 2
+    assert json.loads((tmp_path / "config.json").read_text())["train_config"]["model"] == "contrastive-jl"
+
+
+def test_cli_train(tiny, tmp_path):
+    from raympa.cli import main
+
+    ratings = pd.DataFrame({
+        "recording_id": tiny.recording_id, "student_id": tiny.recording_id, "year": 2017,
+        "band": tiny.band, "instrument": tiny.instrument,
+        **{c: tiny.ratings[c] for c in ("musicality", "note_accuracy", "rhythm_accuracy")},
+        "tone_quality": np.nan, "segment_start": np.nan, "segment_duration": np.nan,
+        "audio_path": "", "pitchtrack_path": "", "split": tiny.split,
+    })
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    midi = pa.array([tiny.contour(i) for i in range(len(tiny))], type=pa.list_(pa.float32()))
+    pq.write_table(pa.table({"recording_id": pa.array(tiny.recording_id.tolist()), "midi": midi,
+                             "sample_rate": pa.array([44100] * len(tiny)),
+                             "hop_length": pa.array([256] * len(tiny))}), tmp_path / "contours.parquet")
+    out = tmp_path / "run"
+    rc = main(["train", "--ratings", str(tmp_path / "ratings.csv"), "--contours", str(tmp_path),
+               "--out", str(out), "--model", "contrastive", "--criterion", "musicality", "--seed", "3",
+               "--epochs", "1", "--encoder-epochs", "1", "--batch-size", "16"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["criterion"] == "musicality" and m["seed"] == 3 and m["epochs_run"] == 2
+    assert (out / "checkpoint.pt").is_file() and (out / "latents.npz").is_file()
