@@ -697,3 +697,120 @@ def _maybe_report(study_dir: Path) -> None:
         write_report(study_dir)
     except Exception as exc:  # the study's results are written; a report failure must not hide them
         print(f"[raympa] report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- study scripts
+def add_study_args(
+    parser: Any,
+    *,
+    name: str,
+    num_samples: int | None,
+    demo_n: int,
+    epochs: int,
+    encoder_epochs: int,
+) -> None:
+    """The flags every study script shares (Ray Tune example shape). Cheap: no heavy imports."""
+    p = parser
+    p.add_argument("--smoke-test", action="store_true", help="tiny data and few epochs: two or more trials in a minute or so")
+    if num_samples is not None:
+        p.add_argument("--num-samples", type=int, default=num_samples,
+                       help="configurations drawn by the searcher (default %(default)s)")
+    p.add_argument("--storage-path", default=None,
+                   help="where the study folder goes: a local folder (default results/) or s3://BUCKET/PREFIX "
+                        "(then Tune's files go there and the summary also to --results-dir)")
+    p.add_argument("--results-dir", default="results", help="local folder for the summary when --storage-path is s3:// "
+                                                            "(default %(default)s)")
+    p.add_argument("--name", default=None, help=f"study name / folder (default {name}; {name}_smoke with --smoke-test)")
+    p.add_argument("--address", default=None, help="Ray cluster to join ('auto' on a ray up head node); default: local Ray")
+    p.add_argument("--data", default="demo",
+                   help="'demo' (simulated auditions, built under --data-dir if missing) or a ratings table "
+                        "(FBA index from raympa fba-index) used with --contours")
+    p.add_argument("--contours", default=None, help="contours folder (contours.parquet) for --data TABLE")
+    p.add_argument("--data-dir", default="data", help="where demo data and its contours are built (default %(default)s; "
+                                                      "on a cluster a shared folder, e.g. /mnt/shared/data)")
+    p.add_argument("--demo-n", type=int, default=demo_n, help="demo auditions per band (default %(default)s)")
+    p.add_argument("--demo-duration", type=float, default=None, help="demo etude length in seconds (default: the demo's)")
+    p.add_argument("--epochs", type=int, default=epochs, help="joint / head / baseline epochs (default %(default)s)")
+    p.add_argument("--encoder-epochs", type=int, default=encoder_epochs,
+                   help="two-step encoder epochs (default %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study (finished trials are kept)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default %(default)s)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPU share per trial, e.g. 0.25 = four trials per GPU (default %(default)s; "
+                        "without CUDA a trial still trains, on CPU)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint (default %(default)s)")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (local runs: on 127.0.0.1 only)")
+
+
+def study_location(args: Any, name: str) -> tuple[Path, str | None]:
+    """``(study_dir, storage_path)`` from the script flags (see :func:`run_study`)."""
+    storage = args.storage_path
+    if storage and _is_uri(storage):
+        return Path(args.results_dir).resolve() / name, f"{storage.rstrip('/')}/{name}"
+    base = storage or (str(Path(args.results_dir) / "_scratch") if args.smoke_test else args.results_dir)
+    return Path(base).expanduser().resolve() / name, None
+
+
+def demo_data(
+    data_dir: str | os.PathLike,
+    *,
+    bands: Sequence[str] = ("middleschool",),
+    n: int = 120,
+    seed: int = 0,
+    duration_s: float | None = None,
+) -> tuple["pd.DataFrame", "pd.DataFrame", dict[str, Any]]:
+    """Build (if missing) and load simulated auditions and their contours, one folder per band.
+
+    ``DATA_DIR/demo-n<n>-s<seed>[-d<duration>]/<band>/`` gets ``ratings.csv`` and ``audio/``
+    (:func:`raympa.demo.make_demo`) and ``contours/`` (:func:`raympa.contours.extract`, on the
+    running Ray). Returns the ratings and contours tables of all bands and a description.
+    """
+    import pandas as pd
+
+    from raympa.contours import extract, load_contours
+    from raympa.demo import make_demo
+    from raympa.ratings import read_ratings
+
+    tag = f"demo-n{n}-s{seed}" + (f"-d{duration_s:g}" if duration_s else "")
+    root = Path(data_dir).expanduser().resolve() / tag
+    ratings, contours = [], []
+    for i, band in enumerate(bands):
+        folder = root / band
+        if not (folder / "ratings.csv").is_file():
+            print(f"[raympa] rendering {n} demo auditions ({band}) into {folder}", file=sys.stderr)
+            make_demo(folder, n=n, seed=seed + 1000 * i, band=band, duration_s=duration_s)
+        table = read_ratings(folder / "ratings.csv")
+        if not (folder / "contours" / "contours.parquet").is_file():
+            print(f"[raympa] extracting contours of {len(table)} auditions into {folder / 'contours'}", file=sys.stderr)
+            extract(table[["recording_id", "audio_path"]], folder / "contours")
+        ratings.append(table)
+        contours.append(load_contours(folder / "contours"))
+    info = {"kind": "demo", "path": str(root), "bands": list(bands), "n_per_band": n, "seed": seed,
+            "duration_s": duration_s, "note": "simulated auditions (raympa.demo), not real FBA recordings"}
+    return pd.concat(ratings, ignore_index=True), pd.concat(contours, ignore_index=True), info
+
+
+def load_study_data(args: Any, *, bands: Sequence[str]) -> tuple["ContourSet", dict[str, Any]]:
+    """The study's ContourSet from the script flags: the demo, or ``--data TABLE --contours DIR``."""
+    from raympa.dataset import ContourSet
+
+    if args.data == "demo":
+        ratings, contours, info = demo_data(args.data_dir, bands=bands, n=args.demo_n, duration_s=args.demo_duration)
+    else:
+        from raympa.contours import load_contours
+        from raympa.ratings import read_ratings
+
+        if not args.contours:
+            raise SystemExit("--data TABLE needs --contours DIR (from raympa extract or raympa import-pitchtracks)")
+        ratings = read_ratings(args.data)
+        contours = load_contours(args.contours)
+        info = {"kind": "table", "ratings": str(Path(args.data).resolve()),
+                "contours": str(Path(args.contours).resolve())}
+    data = ContourSet.from_tables(ratings, contours)
+    if len(data) == 0:
+        raise SystemExit("no recording has both a rating and a contour")
+    info.update(n_recordings=len(data), bands_present=sorted(set(data.band.tolist())),
+                splits={s: int((data.split == s).sum()) for s in C.SPLITS})
+    return data, info
