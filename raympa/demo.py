@@ -261,7 +261,8 @@ class Audition:
     path: str
 
 
-def perform(etude, amounts: dict[str, float], rng: np.random.Generator, *, lead_in_s: float = 0.6):
+def perform(etude, amounts: dict[str, float], rng: np.random.Generator, *, lead_in_s: float = 0.6,
+            pitch_range: tuple[int, int] = (0, 127)):
     """Apply one student's deviations to an etude.
 
     Args:
@@ -269,6 +270,7 @@ def perform(etude, amounts: dict[str, float], rng: np.random.Generator, *, lead_
         amounts: intended amount of each deviation in :data:`DEVIATIONS`.
         rng: the student's random stream.
         lead_in_s: silence before the first note.
+        pitch_range: (low, high) MIDI the instrument can play; wrong notes stay inside it.
 
     Returns:
         ``(events, realised, extras)``: the :class:`raympa.synth.NoteEvents` to render, the
@@ -329,6 +331,8 @@ def perform(etude, amounts: dict[str, float], rng: np.random.Generator, *, lead_
     octave_slip = rng.random(n) < 0.1
     offset[octave_slip] = 12.0 * np.sign(offset[octave_slip])
     corrected = rng.random(n) < 0.3
+    offset = np.clip(pitch + offset, *pitch_range) - pitch
+    offset[offset == 0] = np.where(pitch[offset == 0] > pitch_range[0], -1.0, 1.0)  # wrong stays wrong
     played = pitch + np.where(wrong & ~corrected, offset, 0.0)
     bend_at = np.full(n, np.inf)
     bend_to = pitch.copy()
@@ -348,7 +352,7 @@ def perform(etude, amounts: dict[str, float], rng: np.random.Generator, *, lead_
             continue
         ev_on.append(onset[i] - length)
         ev_dur.append(length * 0.95)
-        ev_midi.append(pitch[i] + float(rng.choice([-2, -1, 1, 2])))
+        ev_midi.append(float(np.clip(pitch[i] + float(rng.choice([-2, -1, 1, 2])), *pitch_range)))
         ev_amp.append(amp[i] * 0.8)
         ev_bat.append(np.inf)
         ev_bto.append(0.0)
@@ -436,6 +440,7 @@ def make_demo(
         jobs: worker processes for the synthesis (default: CPU count).
         render_audio: False writes the tables only (no audio files).
     """
+    from raympa import etudes as E
     from raympa.ratings import assign_splits, validate_ratings, write_ratings
 
     if n < 1:
@@ -459,7 +464,8 @@ def make_demo(
         rel = f"audio/{year[i]}/{band}/{sid}.wav"
         srng = np.random.default_rng([seed, 1, i])  # the student's own stream
         et = etudes[(int(year[i]), str(instrument[i]))]
-        events, realised, extra = perform(et, intended.iloc[i].to_dict(), srng)
+        events, realised, extra = perform(et, intended.iloc[i].to_dict(), srng,
+                                          pitch_range=E.RANGES[str(instrument[i])])
         vib = float(srng.uniform(0.3, 1.3))
         jobs_list.append(Audition(rid, str(instrument[i]), events, extra["total_s"], vib, extra["wobble_cents"],
                                   float(realised["tone_noise"]), (seed, 2, i), str(out / rel)))
