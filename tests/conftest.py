@@ -44,9 +44,13 @@ def no_shared_ray():
     """For tests that start their own cluster: stop the shared instance first if it runs."""
     import ray
 
-    if ray.is_initialized():
+    was_running = ray.is_initialized()
+    if was_running:
         ray.shutdown()
     yield
+    # restart the shared instance for the session's later ray_local tests (same settings)
+    if was_running and not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
 @pytest.fixture(scope="session")
