@@ -1,0 +1,396 @@
+"""Pitch contours: accuracy on synthetic tones and glides, blockwise tracking, pitch-track import,
+and `raympa extract` / `import-pitchtracks` on Ray Data (bad inputs, cache, retries, 2 nodes)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from raympa import constants as C
+from raympa import contours
+from raympa.audio import AudioError
+from raympa.config import ExtractConfig
+from raympa.contours import (
+    contour_from_audio,
+    extract,
+    hz_to_midi,
+    import_pitchtracks,
+    load_contours,
+    read_pitchtrack,
+    regrid_pitchtrack,
+    track_blocks,
+)
+
+SR = C.SAMPLE_RATE
+HOP = C.HOP_LENGTH
+
+
+def glide(f_start: float, f_end: float, seconds: float, sr: int = SR) -> tuple[np.ndarray, np.ndarray]:
+    """A harmonic tone (5 partials, 1/k amplitudes) gliding exponentially from f_start to f_end.
+
+    Returns (signal (n,), f0 per sample (n,)). Harmonics, like the study's wind instruments: on a
+    bare sine pYIN is biased by one or two 10-cent bins below 260 Hz.
+    """
+    t = np.arange(int(seconds * sr)) / sr
+    f = f_start * (f_end / f_start) ** (t / seconds)
+    phase = 2 * np.pi * np.cumsum(f) / sr
+    y = sum(0.3 / k * np.sin(k * phase) for k in range(1, 6))
+    return y.astype(np.float32), f
+
+
+def cents_error(midi: np.ndarray, f_true: np.ndarray, sr: int) -> np.ndarray:
+    """|contour - truth| in cents on frames 5..n-5 (frame k is centred on sample k * HOP at 44.1 kHz)."""
+    times = np.arange(len(midi)) * HOP / SR
+    truth = 69 + 12 * np.log2(np.interp(times, np.arange(len(f_true)) / sr, f_true) / 440)
+    inner = slice(5, len(midi) - 5)
+    assert np.all(midi[inner] > 0), "a steady tone must be voiced throughout"
+    return 100 * np.abs(midi[inner] - truth[inner])
+
+
+# ============================================================================ accuracy
+@pytest.mark.parametrize("f0", [196.0, 440.0, 1046.5])
+def test_tone_contour_within_cents(f0):
+    y, f = glide(f0, f0, 0.7)
+    midi = contour_from_audio(y, SR)
+    assert midi.dtype == np.float32 and len(midi) == 1 + len(y) // HOP
+    err = cents_error(midi, f, SR)
+    # pYIN's pitch grid is 10 cents (resolution 0.1): a few cents, one grid step at worst
+    assert np.median(err) < 6 and err.max() < 16, (np.median(err), err.max())
+
+
+def test_glide_contour_within_cents():
+    y, f = glide(261.63, 392.0, 1.5)  # C4 -> G4, 4.7 semitones/s
+    err = cents_error(contour_from_audio(y, SR), f, SR)
+    assert np.median(err) < 10 and np.percentile(err, 95) < 20 and err.max() < 30
+
+
+def test_stereo_and_other_rate_in_memory():
+    y, f = glide(440.0, 440.0, 0.7, sr=22_050)
+    midi = contour_from_audio(np.stack([y, 0.5 * y]), 22_050)  # (channels, n) like librosa
+    assert len(midi) == 1 + int(round(len(y) * SR / 22_050)) // HOP
+    assert cents_error(midi, f, 22_050).max() < 10
+
+
+def test_silence_is_unvoiced_zero():
+    midi = contour_from_audio(np.zeros(SR // 2, np.float32), SR)
+    assert len(midi) == 1 + (SR // 2) // HOP and np.all(midi == 0)
+
+
+def test_hz_to_midi():
+    got = hz_to_midi(np.array([440.0, 880.0, 261.6256, np.nan, 0.0, -5.0]))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, [69, 81, 60, 0, 0, 0], atol=1e-4)
+
+
+# ============================================================================ blockwise tracking
+def test_blocks_line_up_with_a_whole_run(monkeypatch):
+    """Frame k of every block is the frame centred on sample k*hop, whatever the pieces."""
+
+    def fake(y, config):  # "pitch" of frame j = the sample at its centre (a position ramp)
+        n = 1 + len(y) // config.hop_length
+        return y[np.minimum(np.arange(n) * config.hop_length, len(y) - 1)].astype(np.float32)
+
+    monkeypatch.setattr(contours, "_pyin_midi", fake)
+    cfg = ExtractConfig()
+    for n in (1, 255, 256, 257, 100 * HOP, 100 * HOP + 7, 12_345 * 3):
+        y = np.arange(n, dtype=np.float32)
+        whole = fake(y, cfg)
+        for block, ctx in ((7, 3), (10, 0), (50, 20), (10_000, 1_000)):
+            for piece in (1000, 4096, n):
+                pieces = [y[i : i + piece] for i in range(0, n, piece)]
+                got = track_blocks(pieces, cfg, block_frames=block, context_frames=ctx)
+                assert np.array_equal(got, whole), (n, block, ctx, piece)
+
+
+def test_blocks_match_whole_run_with_real_pyin():
+    y, _ = glide(220.0, 660.0, 2.0)
+    y[SR // 2 : SR] = 0  # a rest, so the Viterbi path crosses voiced/unvoiced inside blocks
+    cfg = ExtractConfig()
+    whole = contours._pyin_midi(y, cfg)
+    blocked = track_blocks([y[i : i + 5000] for i in range(0, len(y), 5000)], cfg, block_frames=80, context_frames=40)
+    assert len(blocked) == len(whole)
+    assert np.mean(np.abs(blocked - whole) < 0.01) > 0.99
+
+
+# ============================================================================ pitch tracks
+def write_track(path: Path, times, f0, *, sep=",", header=True) -> Path:
+    lines = ["// pYIN pitch track", "time_sec,f0_hz"] if header else []
+    lines += [f"{t:.6f}{sep}{f:.4f}" for t, f in zip(times, f0)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def notes_track(n_frames: int, hop: int = HOP) -> tuple[np.ndarray, np.ndarray]:
+    """FBA-like track: hop 256 at 44.1 kHz, notes of 20 frames, every 4th note a rest (0)."""
+    times = np.arange(n_frames) * hop / SR
+    note = np.arange(n_frames) // 20
+    f0 = np.where(note % 4 == 3, 0.0, 440.0 * 2 ** ((note % 12) / 12))
+    return times, f0
+
+
+@pytest.mark.parametrize("sep", [",", " ", "\t"])
+def test_read_pitchtrack_formats(tmp_path, sep):
+    times, f0 = notes_track(100)
+    t, f = read_pitchtrack(write_track(tmp_path / "t.txt", times, f0, sep=sep))
+    np.testing.assert_allclose(t, times, atol=1e-6)
+    np.testing.assert_allclose(f, f0, atol=1e-4)
+
+
+def test_read_pitchtrack_errors(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "words.txt").write_text("time_sec,f0_hz\nno numbers here\n")
+    (tmp_path / "back.txt").write_text("0.0,440\n0.1,440\n0.05,440\n")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00\x81" * 10)
+    for name, reason in [("missing.txt", "missing"), ("empty.txt", "empty"), ("words.txt", "no 'time_sec"),
+                         ("back.txt", "backwards"), ("bin.txt", "not a text")]:
+        with pytest.raises(AudioError, match=reason):
+            read_pitchtrack(tmp_path / name)
+
+
+def test_regrid_same_hop_is_identity_and_cuts_segments():
+    times, f0 = notes_track(400)
+    rg = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP)
+    assert len(rg.midi) == 400 and not rg.truncated
+    np.testing.assert_allclose(rg.midi, hz_to_midi(f0), atol=1e-5)
+    # a segment starting at frame 100 for 200 frames
+    seg = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP, start=100 * HOP / SR, duration=200 * HOP / SR)
+    assert len(seg.midi) == 201  # 1 + n_samples // hop, as audio extraction
+    np.testing.assert_allclose(seg.midi, hz_to_midi(f0[100:301]), atol=1e-5)
+    over = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP, start=300 * HOP / SR, duration=10.0)
+    assert over.truncated and len(over.midi) == 100
+    for start, dur in [(5.0, 1.0), (-0.1, 1.0), (0.0, -1.0)]:
+        with pytest.raises(AudioError, match="segment"):
+            regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP, start=start, duration=dur)
+
+
+def test_regrid_to_hop_128_and_512():
+    times, f0 = notes_track(400)
+    fine = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=128)
+    assert len(fine.midi) == 800
+    np.testing.assert_allclose(fine.midi[0::2], hz_to_midi(f0), atol=1e-5)  # on the source frames
+    inside = (np.arange(399) % 20) != 19  # halfway frames inside a note (not at a note change)
+    np.testing.assert_allclose(fine.midi[1::2][:399][inside], hz_to_midi(f0[:399])[inside], atol=1e-5)
+    coarse = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=512)
+    assert len(coarse.midi) == 200
+    np.testing.assert_allclose(coarse.midi, hz_to_midi(f0[0::2]), atol=1e-5)
+
+
+def test_regrid_gap_in_track_is_unvoiced():
+    times, f0 = notes_track(200)
+    keep = (np.arange(200) < 50) | (np.arange(200) >= 150)  # 100 frames missing from the file
+    rg = regrid_pitchtrack(times[keep], np.full(keep.sum(), 440.0), sample_rate=SR, hop_length=HOP)
+    assert np.all(rg.midi[60:140] == 0) and np.all(rg.midi[:50] == 69) and np.all(rg.midi[150:] == 69)
+
+
+# ============================================================================ inputs
+def test_duplicate_ids_refused_before_any_work(tmp_path, capsys):
+    from raympa.cli import main
+
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"recording_id": ["a", "b", "a"], "audio_path": ["x.wav", "y.wav", "z.wav"]}).to_csv(table, index=False)
+    with pytest.raises(ValueError, match="duplicate recording_id.*'a'"):
+        extract(table, tmp_path / "out")
+    assert main(["extract", "--table", str(table), "--out", str(tmp_path / "out")]) == 2
+    assert "duplicate recording_id" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "contours.parquet").exists()
+    bad = tmp_path / "nocol.csv"
+    pd.DataFrame({"recording_id": ["a"], "path": ["x.wav"]}).to_csv(bad, index=False)
+    assert main(["extract", "--table", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "audio_path" in capsys.readouterr().err
+
+
+def test_jobs_from_table_resolves_paths_and_segments(tmp_path):
+    df = pd.DataFrame({
+        "recording_id": ["007", "b", "c"], "audio_path": ["sub/x.wav", "/abs/y.mp3", ""],
+        "segment_start": ["1.5", "", "2"], "segment_duration": ["30", "", ""], "musicality": [0.5, 0.6, 0.7],
+    })
+    df.to_csv(tmp_path / "t.csv", index=False)
+    jobs = contours.jobs_from_table(tmp_path / "t.csv", path_column="audio_path")
+    assert jobs["recording_id"].tolist() == ["007", "b", "c"]  # ids stay strings, leading zeros kept
+    assert jobs["path"].tolist() == [str(tmp_path / "sub/x.wav"), "/abs/y.mp3", ""]
+    assert jobs["segment_start"].tolist()[0] == 1.5 and math.isnan(jobs["segment_start"][1])
+    assert jobs["segment_duration"][0] == 30.0 and math.isnan(jobs["segment_duration"][2])
+
+
+# ============================================================================ Ray Data runs
+def tone_file(path: Path, seconds: float, f0: float = 440.0, sr: int = SR, channels: int = 1) -> Path:
+    y, _ = glide(f0, f0, seconds, sr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([y] * channels, axis=1) if channels > 1 else y, sr)
+    return path
+
+
+@pytest.fixture()
+def audio_table(tmp_path):
+    """A table mixing good inputs with every kind of bad one; relative paths."""
+    d = tmp_path / "data"
+    tone_file(d / "tone.wav", 0.6, 440.0)
+    tone_file(d / "stereo22k.flac", 0.6, 330.0, sr=22_050, channels=2)
+    tone_file(d / "long.wav", 3.0, 523.25)
+    sf.write(d / "silent.wav", np.zeros(SR // 2, np.float32), SR)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "text.mp3").write_text("not audio at all\n")
+    data = (d / "tone.wav").read_bytes()
+    (d / "trunc.wav").write_bytes(data[: len(data) // 2])
+    rows = [
+        ("tone", "tone.wav", None, None),
+        ("stereo", "stereo22k.flac", None, None),
+        ("seg", "long.wav", 1.0, 1.2),
+        ("seg_over", "long.wav", 2.5, 2.0),
+        ("silent", "silent.wav", None, None),
+        ("empty", "empty.wav", None, None),
+        ("text", "text.mp3", None, None),
+        ("trunc", "trunc.wav", None, None),
+        ("missing", "nope.wav", None, None),
+        ("outside", "long.wav", 10.0, 1.0),
+        ("nopath", "", None, None),
+    ]
+    table = d / "index.csv"
+    pd.DataFrame(rows, columns=["recording_id", "audio_path", "segment_start", "segment_duration"]).assign(
+        musicality=0.5).to_csv(table, index=False)
+    return table
+
+
+def test_extract_end_to_end_with_cache(ray_local, audio_table, tmp_path):
+    cache = tmp_path / "cache"
+    out = tmp_path / "out"
+    res = extract(audio_table, out, cache_dir=cache)
+    ok, errors = load_contours(out), pd.read_csv(out / "errors.csv", dtype=str)
+    # every input in exactly one of the two files
+    assert sorted(ok.recording_id) == ["seg", "seg_over", "silent", "stereo", "tone"]
+    assert sorted(errors.recording_id) == ["empty", "missing", "nopath", "outside", "text", "trunc"]
+    assert list(errors.columns) == ["recording_id", "audio_path", "error"]
+    reason = dict(zip(errors.recording_id, errors.error))
+    for rid, text in [("empty", "empty file"), ("missing", "missing file"), ("text", "not a readable audio"),
+                      ("trunc", "truncated"), ("outside", "outside the file"), ("nopath", "no path")]:
+        assert text in reason[rid], (rid, reason[rid])
+    assert res.n_ok == 5 and res.n_errors == 6 and res.n_computed == 5 and res.n_cached == 0
+
+    # schema: list<float32> contours plus the contract's columns
+    schema = pq.read_schema(out / "contours.parquet")
+    assert schema.field("midi").type == pa.list_(pa.float32())
+    assert schema.field("recording_id").type == pa.string()
+    assert set(contours.CONTOUR_COLUMNS) <= set(schema.names)
+    row = ok.set_index("recording_id")
+    assert (row.sample_rate == SR).all() and (row.hop_length == HOP).all() and (row.backend == "fast").all()
+    assert all(len(m) == n and m.dtype == np.float32 for m, n in zip(row.midi, row.n_frames))
+    # values: tones at the right pitch, segment cut, stereo 22.05 kHz converted
+    assert np.median(row.midi["tone"][5:-5]) == pytest.approx(69.0, abs=0.1)
+    assert np.median(row.midi["stereo"][5:-5]) == pytest.approx(64.0, abs=0.1)  # 330 Hz ~ E4
+    assert row.n_frames["seg"] == 1 + int(1.2 * SR) // HOP and row.segment_start["seg"] == pytest.approx(1.0)
+    assert np.median(row.midi["seg"]) == pytest.approx(72.0, abs=0.1)
+    assert row.segment_duration["seg_over"] == pytest.approx(0.5)
+    # flags, kept rows
+    assert row["flags"]["silent"] == "unvoiced;short" and row.voiced_fraction["silent"] == 0
+    assert row["flags"]["tone"] == "short" and "truncated" in row["flags"]["seg_over"]
+    sha = __import__("hashlib").sha1((audio_table.parent / "tone.wav").read_bytes()).hexdigest()
+    assert row.source_sha1["tone"] == sha
+
+    # second run: nothing computed, same contours
+    res2 = extract(audio_table, tmp_path / "out2", cache_dir=cache)
+    assert (res2.n_cached, res2.n_computed, res2.n_ok) == (5, 0, 5)
+    again = load_contours(tmp_path / "out2").set_index("recording_id")
+    assert all(np.array_equal(again.midi[r], row.midi[r]) for r in row.index)
+    # a corrupt entry is detected and recomputed; the others still hit
+    entries = sorted((cache / "contours").rglob("*.rmc"))
+    assert len(entries) == 5
+    data = bytearray(entries[0].read_bytes())
+    data[-2] ^= 0x55
+    entries[0].write_bytes(bytes(data))
+    res3 = extract(audio_table, tmp_path / "out3", cache_dir=cache)
+    assert (res3.n_cached, res3.n_computed, res3.n_corrupt) == (4, 1, 1)
+    assert "4 of 5 from cache, 1 computed, 1 corrupt" in res3.summary()
+    assert not list((cache / "contours").rglob("*.tmp-*"))
+    # a changed parameter recomputes
+    res4 = extract(audio_table, tmp_path / "out4", cache_dir=cache, config=ExtractConfig(fmax=2000.0))
+    assert (res4.n_cached, res4.n_computed) == (0, 5)
+
+
+def test_extract_matches_contour_from_audio(ray_local, tmp_path):
+    path = tone_file(tmp_path / "in" / "a" / "x.ogg", 0.8, 392.0, sr=32_000, channels=2)
+    extract(tmp_path / "in", tmp_path / "out", use_cache=False)
+    got = load_contours(tmp_path / "out")
+    assert got.recording_id.tolist() == ["a/x"]  # id = relative path without extension
+    y, sr = sf.read(path, dtype="float32", always_2d=True)
+    ref = contour_from_audio(y.T, sr)  # what `predict` computes for the same file
+    assert len(got.midi[0]) == len(ref)
+    assert np.mean(np.abs(got.midi[0] - ref) < 0.05) > 0.95
+
+
+def test_worker_killed_mid_run_is_retried(ray_local, tmp_path):
+    for i in range(4):
+        tone_file(tmp_path / "in" / f"t{i}.wav", 0.3, 300.0 + 50 * i)
+    marker = tmp_path / "crashed"
+    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, _crash_once_marker=str(marker))
+    assert marker.exists()  # one worker process did die
+    assert res.n_ok == 4 and res.n_errors == 0
+    assert sorted(load_contours(tmp_path / "out").recording_id) == ["t0", "t1", "t2", "t3"]
+
+
+def test_import_pitchtracks(ray_local, tmp_path):
+    times, f0 = notes_track(1200)
+    d = tmp_path / "tracks"
+    (d / "2013").mkdir(parents=True)
+    write_track(d / "2013" / "111_pyin_pitchtrack.txt", times, f0)
+    write_track(d / "222_pyin_pitchtrack.txt", times, f0, sep=" ", header=False)
+    (d / "333_pyin_pitchtrack.txt").write_text("")
+    (d / "notes.txt").write_text("ignored: not a pitch track name")
+    res = import_pitchtracks(d, tmp_path / "out", hop_length=128, use_cache=False)
+    assert res.n_ok == 2 and res.n_errors == 1
+    ok = load_contours(tmp_path / "out").set_index("recording_id")
+    assert sorted(ok.index) == ["2013/111", "222"]
+    assert (ok.n_frames == 2400).all() and (ok.hop_length == 128).all() and (ok.backend == "import").all()
+    assert "empty file" in pd.read_csv(tmp_path / "out" / "errors.csv").error[0]
+    # from a table with segments and other columns
+    table = tmp_path / "idx.csv"
+    pd.DataFrame({"recording_id": ["s1", "s2"], "pitchtrack_path": ["tracks/222_pyin_pitchtrack.txt", "tracks/x.txt"],
+                  "segment_start": [200 * HOP / SR, 0], "segment_duration": [400 * HOP / SR, 1], "band": "x"}
+                 ).to_csv(table, index=False)
+    res = import_pitchtracks(table, tmp_path / "out2", cache_dir=tmp_path / "cache")
+    seg = load_contours(tmp_path / "out2")
+    assert seg.recording_id.tolist() == ["s1"] and res.n_errors == 1
+    np.testing.assert_allclose(seg.midi[0], hz_to_midi(f0[200:601]), atol=1e-5)
+    assert "short" in seg["flags"][0]
+    res = import_pitchtracks(table, tmp_path / "out3", cache_dir=tmp_path / "cache")
+    assert res.n_cached == 1 and res.n_computed == 0
+
+
+def test_cli_extract_folder(ray_local, tmp_path, capsys):
+    from raympa.cli import main
+
+    tone_file(tmp_path / "in" / "a.wav", 0.3)
+    (tmp_path / "in" / "bad.flac").write_bytes(b"fLaC" + b"\0" * 50)
+    rc = main(["extract", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
+    assert rc == 0
+    assert "1 of 2 contours written" in capsys.readouterr().out
+    assert load_contours(tmp_path / "out").recording_id.tolist() == ["a"]
+    assert pd.read_csv(tmp_path / "out" / "errors.csv").recording_id.tolist() == ["bad"]
+
+
+# ============================================================================ 2-node cluster (own Ray)
+def test_two_node_cluster_both_nodes_work(no_shared_ray, tmp_path):
+    """A local 2-node ray.cluster_utils.Cluster: rows are computed on both nodes."""
+    from ray.cluster_utils import Cluster
+
+    for i in range(6):
+        tone_file(tmp_path / "in" / f"t{i}.wav", 1.0, 250.0 + 40 * i)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        res = extract(tmp_path / "in", tmp_path / "out", address=cluster.address, use_cache=False)
+        assert res.n_ok == 6
+        nodes = set(load_contours(tmp_path / "out").node_id)
+        assert len(nodes) == 2, nodes
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
