@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = study.StudySettings(
         name=name,
-        question=__doc__.split("\n\n")[1].replace("\n", " "),
+        question=" ".join(__doc__.split("\n\n")[1].split()),
         num_samples=args.num_samples,
         repeats=args.repeats,
         asha=args.asha,

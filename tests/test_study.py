@@ -147,3 +147,65 @@ def test_optuna_sweep_with_repeats_then_resume(ray_local, tiny_data, tmp_path):
     assert len(meta["resumed"]) == 1
     for row in second.itertuples():
         assert math.isfinite(row.val_r2_full)
+
+
+# ----------------------------------------------------------------------------- the study scripts
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "studies" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"studies_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def smoke_dirs(tmp_path_factory):
+    """One demo data folder and contour cache shared by both scripts' smoke tests."""
+    root = tmp_path_factory.mktemp("smoke")
+    return root / "data", root / "cache"
+
+
+@pytest.mark.parametrize("script, n_trials, models", [
+    ("margin_sweep", 2, {"contrastive", "contrastive-jl"}),
+    ("paper_replication", 3, {"pcconvnet", "contrastive", "contrastive-jl"}),
+])
+def test_study_script_smoke_test(ray_local, smoke_dirs, tmp_path, monkeypatch, script, n_trials, models):
+    data_dir, cache = smoke_dirs
+    monkeypatch.setenv("RAYMPA_CACHE", str(cache))
+    module = _script(script)
+    assert module.main(["--smoke-test", "--data-dir", str(data_dir), "--storage-path", str(tmp_path)]) == 0
+    out = tmp_path / f"{script}_smoke"
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == n_trials and (trials["status"] == "TERMINATED").all(), trials[["status", "error"]]
+    assert trials["final"].all() and trials["val_r2_full"].notna().all()
+    assert trials["epochs_run"].max() <= 3 + 2
+    if script == "margin_sweep":
+        assert set(trials["model"]) <= models
+    else:
+        assert set(trials["model"]) == models
+    for tid in trials["trial_id"]:
+        z = np.load(out / "latents" / f"{tid}.npz")
+        assert z["z"].ndim == 2 and z["z"].shape[1] == 16 and len(z["y"]) == len(z["z"]) > 0
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["data"]["kind"] == "demo" and meta["data"]["n_recordings"] == 24
+    assert meta["command"].startswith(f"python studies/{script}.py --smoke-test")
+    assert (out / "optuna.journal").stat().st_size > 0
+
+
+def test_study_script_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import runpy, sys; sys.argv = ['x', '--help']\n"
+            "try:\n    runpy.run_path(sys.argv_path, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'ray', 'optuna', 'librosa') if m in sys.modules))")
+    for script in ("margin_sweep", "paper_replication"):
+        src = code.replace("sys.argv_path", repr(str(root / "studies" / f"{script}.py")))
+        out = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, check=True).stdout
+        assert out.strip().splitlines()[-1] == "[]"
+        assert "--gpus-per-trial" in out and "--storage-path" in out
