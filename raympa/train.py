@@ -113,6 +113,61 @@ def r2(y: np.ndarray, pred: np.ndarray) -> float:
     return float(r2_score(np.asarray(y, np.float64), np.clip(np.asarray(pred, np.float64), 0.0, 1.0)))
 
 
+def forward_full_length(
+    model: "torch.nn.Module",
+    midi: "torch.Tensor",
+    offsets: "torch.Tensor",
+    lengths: "torch.Tensor",
+    *,
+    pitch_norm: str,
+    min_frames: int,
+) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Whole contours through the fully convolutional model, in eval mode, batched by length.
+
+    A contour shorter than ``max(min_frames, model.min_frames)`` is zero-padded (unvoiced) to it,
+    as training pads short chunks. Contours are sorted by length and batched up to
+    ``EVAL_FRAME_BUDGET`` frames; the masked time means make the result equal to running each
+    contour alone.
+
+    Args:
+        model: PCConvNet or ContrastiveCNN.
+        midi: (total_frames,) flat MIDI contours on the model's device.
+        offsets: (n + 1,) int64 offsets on the same device.
+        lengths: (n,) int64 contour lengths on the CPU.
+        pitch_norm: ``TrainConfig.pitch_norm``.
+        min_frames: pad shorter contours to this many frames (the training chunk length).
+
+    Returns:
+        Predictions (n,) (not clipped) and latents (n, 16), on the device.
+    """
+    import torch
+
+    from raympa.dataset import gather_chunks, normalize
+
+    n, device = len(lengths), midi.device
+    eff = lengths.clamp(min=max(min_frames, model.min_frames))  # (n,)
+    order = torch.argsort(eff)
+    pred = torch.zeros(n, device=device)
+    z = torch.zeros(n, LATENT_DIM, device=device)
+    model.eval()
+    with torch.no_grad():
+        b = 0
+        while b < n:
+            size = max(1, EVAL_FRAME_BUDGET // int(eff[order[b]]))
+            idx = order[b : b + size]
+            longest = int(eff[idx].max())
+            if len(idx) * longest > EVAL_FRAME_BUDGET and len(idx) > 1:  # lengths grow in the batch
+                size = max(1, EVAL_FRAME_BUDGET // longest)
+                idx = order[b : b + size]
+                longest = int(eff[idx].max())
+            which = idx.to(device)
+            x = gather_chunks(midi, offsets, which, torch.zeros_like(which), longest)  # (batch, longest)
+            p, zz = model.forward_latent(normalize(x, pitch_norm), eff[idx].to(device))
+            pred[which], z[which] = p, zz
+            b += len(idx)
+    return pred, z
+
+
 class _Split:
     """One split's contours and ratings on the device."""
 
@@ -279,30 +334,9 @@ class _Run:
     # ----------------------------------------------------------------------- evaluation
     def full_length(self, split: str) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Predictions (n,) and latents (n, 16) of whole contours (padded to a chunk if shorter)."""
-        import torch
-
-        from raympa.dataset import gather_chunks, normalize
-
-        sp, cfg = self.splits[split], self.cfg
-        min_len = max(cfg.chunk_frames, self.model.min_frames)
-        eff = sp.lengths.clamp(min=min_len)  # (n,) contours shorter than a chunk are zero-padded
-        order = torch.argsort(eff)
-        pred = torch.zeros(sp.n, device=self.device)
-        z = torch.zeros(sp.n, LATENT_DIM, device=self.device)
-        self.model.eval()
-        with torch.no_grad():
-            b = 0
-            while b < sp.n:
-                longest = int(eff[order[min(b, sp.n - 1)]])
-                size = max(1, EVAL_FRAME_BUDGET // longest)
-                idx = order[b : b + size]
-                longest = int(eff[idx].max())
-                which = idx.to(self.device)
-                x = gather_chunks(sp.midi, sp.offsets, which, torch.zeros_like(which), longest)
-                p, zz = self.model.forward_latent(normalize(x, cfg.pitch_norm), eff[idx].to(self.device))
-                pred[which], z[which] = p, zz
-                b += size
-        return pred, z
+        sp = self.splits[split]
+        return forward_full_length(self.model, sp.midi, sp.offsets, sp.lengths,
+                                   pitch_norm=self.cfg.pitch_norm, min_frames=self.cfg.chunk_frames)
 
     def chunk_level(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and ratings of all windows (chunk_frames, hop chunk_hop) of a split."""

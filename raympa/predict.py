@@ -1,0 +1,220 @@
+"""Score new recordings with trained checkpoints (``raympa predict``).
+
+A checkpoint (written by :func:`raympa.train.fit`, loadable with ``torch.load(weights_only=True)``)
+holds the model weights, its TrainConfig, and the extraction parameters of its training contours.
+New audio is decoded and its pitch contour extracted with exactly those parameters
+(:func:`raympa.contours.contour_from_audio`), then the whole contour goes through the fully
+convolutional model, as the full-length evaluation in training: contours shorter than a training
+chunk are padded with unvoiced frames. Predictions are clipped to [0, 1], the rating scale.
+
+A recording with no voiced frame gets no prediction (NaN) and a note saying so; one shorter
+than a chunk, or mostly unvoiced, gets a prediction and a note.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from raympa import constants as C
+
+if TYPE_CHECKING:
+    import argparse
+
+    import torch
+
+MIN_VOICED_FRACTION = 0.1  # ours: below this share of voiced frames the prediction gets a warning note
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A loaded checkpoint, ready to score contours."""
+
+    model: "torch.nn.Module"
+    checkpoint: dict[str, Any]
+    device: "torch.device"
+
+    @property
+    def criterion(self) -> str:
+        return str(self.checkpoint["criterion"])
+
+    @property
+    def chunk_frames(self) -> int:
+        return int(self.checkpoint["chunk_frames"])
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a raympa checkpoint with ``torch.load(weights_only=True)`` and check its format."""
+    import torch
+
+    from raympa.train import CHECKPOINT_FORMAT
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{p} is not a raympa checkpoint (expected format {CHECKPOINT_FORMAT!r}); "
+                         "use the checkpoint.pt that `raympa train` writes")
+    return ckpt
+
+
+def make_predictor(checkpoint: dict[str, Any] | str | Path, *, device: str = "auto") -> Predictor:
+    """Build the model of a checkpoint (dict or path) in eval mode on ``device``."""
+    from raympa.models import build_model
+    from raympa.train import resolve_device
+
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    model = build_model(ckpt["model"])
+    model.load_state_dict(ckpt["model_state"])
+    return Predictor(model=model.to(dev).eval(), checkpoint=ckpt, device=dev)
+
+
+def contour_notes(contours: Sequence[np.ndarray], *, chunk_frames: int, frame_rate: float) -> list[str]:
+    """One note per contour: '' when fine, else why it is not or less reliably predicted."""
+    notes = []
+    for c in contours:
+        c = np.asarray(c)
+        voiced = float(np.mean(c > 0)) if len(c) else 0.0
+        if len(c) == 0:
+            notes.append("empty contour: no audio frames; no prediction")
+        elif voiced == 0:
+            notes.append("unvoiced: no pitched frame found (silence, noise, or a pitch outside "
+                         "the extraction range); no prediction")
+        else:
+            parts = []
+            if len(c) < chunk_frames:
+                parts.append(f"short: {len(c) / frame_rate:.1f} s, less than the model's "
+                             f"{chunk_frames / frame_rate:.1f} s chunk; padded with silence")
+            if voiced < MIN_VOICED_FRACTION:
+                parts.append(f"mostly unvoiced: {voiced:.0%} of frames pitched")
+            notes.append("; ".join(parts))
+    return notes
+
+
+def predict_contours(
+    predictor: Predictor | dict[str, Any] | str | Path,
+    contours: Sequence[np.ndarray],
+    *,
+    device: str = "auto",
+) -> tuple[np.ndarray, list[str]]:
+    """Predicted ratings of MIDI contours (0 = unvoiced), as the checkpoint's training extracted them.
+
+    Args:
+        predictor: a :class:`Predictor`, a checkpoint dict, or a checkpoint path.
+        contours: (n_frames,) float32 MIDI arrays, one per recording.
+        device: used when ``predictor`` is not built yet.
+
+    Returns:
+        Predictions (n,) float64 in [0, 1] (NaN for an empty or unvoiced contour) and one note
+        per contour ('' when fine).
+    """
+    import torch
+
+    from raympa.train import forward_full_length
+
+    pr = predictor if isinstance(predictor, Predictor) else make_predictor(predictor, device=device)
+    ckpt = pr.checkpoint
+    hop = ckpt["extract_config"].get("hop_length", C.HOP_LENGTH)
+    sr = ckpt["extract_config"].get("sample_rate", C.SAMPLE_RATE)
+    notes = contour_notes(contours, chunk_frames=pr.chunk_frames, frame_rate=sr / hop)
+    ok = [i for i, c in enumerate(contours) if len(c) and np.any(np.asarray(c) > 0)]
+    pred = np.full(len(contours), np.nan)
+    if ok:
+        arrays = [np.nan_to_num(np.asarray(contours[i], dtype=np.float32), nan=0.0) for i in ok]
+        lengths = torch.tensor([len(a) for a in arrays], dtype=torch.int64)
+        offsets = torch.zeros(len(arrays) + 1, dtype=torch.int64)
+        offsets[1:] = torch.cumsum(lengths, 0)
+        midi = torch.from_numpy(np.concatenate(arrays)).to(pr.device)
+        p, _ = forward_full_length(pr.model, midi, offsets.to(pr.device), lengths,
+                                   pitch_norm=ckpt["pitch_norm"], min_frames=pr.chunk_frames)
+        pred[ok] = np.clip(p.cpu().numpy().astype(np.float64), 0.0, 1.0)
+    return pred, notes
+
+
+def extract_contour(path: str | Path, extract_config: dict[str, Any]) -> np.ndarray:
+    """Decode an audio file and extract its contour with a checkpoint's extraction parameters."""
+    from raympa.audio import load_segment
+    from raympa.config import ExtractConfig
+    from raympa.contours import contour_from_audio
+
+    cfg = ExtractConfig(**extract_config)
+    y = load_segment(path, sample_rate=cfg.sample_rate)  # (n_samples,) mono float32
+    if len(y) == 0:
+        return np.zeros(0, np.float32)
+    return contour_from_audio(y, cfg.sample_rate, cfg)
+
+
+def predict_files(
+    checkpoints: Sequence[str | Path], audio: Sequence[str | Path], *, device: str = "auto"
+) -> "pd.DataFrame":
+    """Score audio files with one or more checkpoints: one row per file, one column per checkpoint.
+
+    Columns: ``audio_path``, then the criterion of each checkpoint (``criterion_2`` ... when
+    two checkpoints share one), then ``note`` (why a value is missing or less reliable; audio
+    that cannot be decoded is reported there too).
+    """
+    import pandas as pd
+
+    from raympa.audio import AudioError
+
+    predictors = [make_predictor(c, device=device) for c in checkpoints]
+    names: list[str] = []
+    for p in predictors:
+        name, k = p.criterion, 2
+        while name in names:
+            name, k = f"{p.criterion}_{k}", k + 1
+        names.append(name)
+    rows: dict[str, dict[str, Any]] = {str(a): {"audio_path": str(a)} for a in audio}
+    notes: dict[str, list[str]] = {str(a): [] for a in audio}
+    contour_cache: dict[tuple, np.ndarray | None] = {}
+    for pr, name in zip(predictors, names):
+        extract = dict(pr.checkpoint["extract_config"])
+        key = tuple(sorted(extract.items()))
+        contours, present = [], []
+        for a in audio:
+            ck = (key, str(a))
+            if ck not in contour_cache:
+                try:
+                    contour_cache[ck] = extract_contour(a, extract)
+                except (AudioError, FileNotFoundError, ValueError) as e:
+                    contour_cache[ck] = None
+                    notes[str(a)].append(f"cannot read audio: {e}")
+            if contour_cache[ck] is not None:
+                contours.append(contour_cache[ck])
+                present.append(str(a))
+        values, why = predict_contours(pr, contours)
+        for a in rows:
+            rows[a][name] = np.nan
+        for a, v, n in zip(present, values, why):
+            rows[a][name] = v
+            if n and n not in notes[a]:
+                notes[a].append(n)
+    df = pd.DataFrame(list(rows.values()), columns=["audio_path", *names])
+    df["note"] = ["; ".join(notes[str(a)]) for a in audio]
+    return df
+
+
+def cli_predict(args: "argparse.Namespace") -> int:
+    """``raympa predict``: print (or write with --out) predicted ratings per audio file."""
+    df = predict_files(args.checkpoint, args.audio, device=getattr(args, "device", "auto"))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.out, index=False)
+        print(f"{len(df)} recordings -> {args.out}", file=sys.stderr)
+    else:
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for a, n in zip(df["audio_path"], df["note"]):
+        if n:
+            print(f"note: {a}: {n}", file=sys.stderr)
+    value_cols = [c for c in df.columns if c not in ("audio_path", "note")]
+    return 0 if df[value_cols].notna().any(axis=None) else 1
+
+
+if TYPE_CHECKING:
+    import pandas as pd
