@@ -404,7 +404,9 @@ class _Task:
     config: dict[str, Any]  # ExtractConfig fields (audio) or {sample_rate, hop_length} (pitchtrack)
     code_version: str
     cache_dir: str | None  # None = no cache
-    crash_once_marker: str | None = None  # test hook: the first task to see no marker kills its worker
+    # fault injection for tests: {"once_marker": path} kills the worker of the first task that finds
+    # no file at path (and creates it); {"always_ids": [...]} kills the worker of every attempt at those ids
+    faults: dict[str, Any] | None = None
 
 
 def _node_id() -> str:
@@ -544,12 +546,21 @@ def _rows_to_arrow(rows: list[dict[str, Any]]):
     return pa.Table.from_pydict(cols, schema=schema)
 
 
+def _inject_faults(faults: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Kill this worker process the way a crash or the OOM killer would (fault-tolerance tests)."""
+    marker = faults.get("once_marker")
+    if marker and not os.path.exists(marker):
+        Path(marker).write_text("crashed once\n")
+        os._exit(1)
+    if any(r["recording_id"] in faults.get("always_ids", ()) for r in rows):
+        os._exit(1)
+
+
 def _process_batch(batch, *, task: _Task):
     """Ray Data map function: one row in, one row out; errors become rows (pyarrow in and out)."""
     rows = batch.to_pylist()
-    if task.crash_once_marker and not os.path.exists(task.crash_once_marker):
-        Path(task.crash_once_marker).write_text("crashed once\n")
-        os._exit(1)  # simulate a worker process dying mid-run (fault-tolerance tests)
+    if task.faults:
+        _inject_faults(task.faults, rows)
     node = _node_id()
     out = []
     for row in rows:
@@ -754,7 +765,7 @@ def extract(
     use_cache: bool = True,
     address: str | None = None,
     num_workers: int | None = None,
-    _crash_once_marker: str | None = None,
+    _faults: dict[str, Any] | None = None,
 ) -> ExtractResult:
     """Extract pYIN contours of audio files on Ray Data; write ``OUT/contours.parquet`` + ``errors.csv``.
 
@@ -777,7 +788,7 @@ def extract(
     jobs = _jobs(source, path_column="audio_path", suffix=None)
     task = _Task(kind="audio", config=config.key(),
                  code_version=f"{CACHE_FORMAT}/{_backend_version(config.backend)}/{BLOCK_FRAMES}+{CONTEXT_FRAMES}",
-                 cache_dir=_cache_dir(cache_dir, use_cache), crash_once_marker=_crash_once_marker)
+                 cache_dir=_cache_dir(cache_dir, use_cache), faults=_faults)
     log.info("extracting %d recording(s) with backend %r", len(jobs), config.backend)
     return _run(jobs, out, task, address=address, num_workers=num_workers)
 

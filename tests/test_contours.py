@@ -328,10 +328,19 @@ def test_worker_killed_mid_run_is_retried(ray_local, tmp_path):
     for i in range(4):
         tone_file(tmp_path / "in" / f"t{i}.wav", 0.3, 300.0 + 50 * i)
     marker = tmp_path / "crashed"
-    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, _crash_once_marker=str(marker))
+    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, _faults={"once_marker": str(marker)})
     assert marker.exists()  # one worker process did die
     assert res.n_ok == 4 and res.n_errors == 0
     assert sorted(load_contours(tmp_path / "out").recording_id) == ["t0", "t1", "t2", "t3"]
+
+
+def test_input_that_always_kills_its_worker_becomes_an_error_row(ray_local, tmp_path):
+    for name in ("good", "poison"):
+        tone_file(tmp_path / "in" / f"{name}.wav", 0.3)
+    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, _faults={"always_ids": ["poison"]})
+    assert (res.n_ok, res.n_errors) == (1, 1)
+    err = pd.read_csv(tmp_path / "out" / "errors.csv")
+    assert err.recording_id.tolist() == ["poison"] and "worker process died" in err.error[0]
 
 
 def test_import_pitchtracks(ray_local, tmp_path):
