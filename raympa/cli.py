@@ -45,6 +45,7 @@ def _add_run_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address ('auto' to join a running cluster)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the contour cache")
     p.add_argument("--num-workers", type=int, default=None, help="at most this many parallel tasks (default: one per CPU)")
+    p.add_argument("--rows-per-task", type=int, default=None, help="inputs per Ray task (default: 1 for small runs, up to 8)")
 
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:

@@ -29,6 +29,7 @@ import math
 import os
 import re
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ CACHE_FORMAT = "contours-1"  # bump when the contour computation changes (invali
 BLOCK_FRAMES = 10_000  # frames kept per pYIN block (58 s at hop 256), ours: FBA etudes fit one block
 CONTEXT_FRAMES = 1_000  # frames of context on each side of a block (5.8 s), ours: Viterbi paths merge well within it
 MAX_RETRIES = 3  # Ray task retries after a worker process dies, ours
+MAX_ROWS_PER_TASK = 8  # inputs per Ray task in large runs (see _auto_rows_per_task), ours
 PITCHTRACK_SUFFIX = "_pyin_pitchtrack.txt"  # FBA pitch-track file names (DESIGN.md section 3)
 ERROR_MAX_CHARS = 300  # longest reason written to errors.csv
 
@@ -524,6 +526,7 @@ def _arrow_schema():
         ("node_id", pa.string()),
         ("cached", pa.bool_()),
         ("cache_status", pa.string()),
+        ("cpu_seconds", pa.float64()),
         ("error", pa.string()),
     ])
 
@@ -564,8 +567,10 @@ def _process_batch(batch, *, task: _Task):
     node = _node_id()
     out = []
     for row in rows:
+        t0 = time.process_time()
         try:
             res = _compute_row(row, task)
+            res["cpu_seconds"] = time.process_time() - t0  # CPU of this worker process for the row
         except Exception as e:  # every failure of one input becomes its error row
             res = {"recording_id": row["recording_id"], "source_path": row["path"], "error": _one_line(e)}
         res["_index"] = row["_index"]
@@ -588,6 +593,8 @@ class ExtractResult:
     n_cached: int  # rows read from the cache
     n_computed: int  # rows computed in this run
     n_corrupt: int  # corrupt cache entries found (and recomputed)
+    audio_seconds: float = 0.0  # total duration of the contours computed (not cached) in this run
+    cpu_seconds: float = 0.0  # worker CPU time spent on them (decode + resample + pitch tracking)
     flagged: dict[str, list[str]] = field(default_factory=dict)  # flag -> recording ids
 
     def summary(self) -> str:
@@ -634,7 +641,51 @@ def _data_context(**settings: Any) -> Iterator[None]:
             setattr(ctx, k, v)
 
 
-def _run(jobs: pd.DataFrame, out: str | Path, task: _Task, *, address: str | None, num_workers: int | None) -> ExtractResult:
+def _auto_rows_per_task(n_items: int, n_cpus: float) -> int:
+    """Inputs per Ray task: 1 for small runs (all CPUs busy), up to MAX_ROWS_PER_TASK for large ones.
+
+    A task costs the driver and raylet some 10-30 ms; at about 0.2 CPU-s per 30-s audition
+    (fast backend) that is 5-15 % of the work with one input per task, under 2 % with eight.
+    Four tasks per CPU at least keep the load balanced at the end of the run.
+    """
+    return int(min(MAX_ROWS_PER_TASK, max(1, n_items // max(1, int(4 * n_cpus)))))
+
+
+def _execute(items: list[dict[str, Any]], task: _Task, *, num_workers: int | None, rows_per_task: int):
+    """One Ray Data pass: ``rows_per_task`` inputs per block and per task. Yields Arrow tables."""
+    import ray
+    from ray.data import TaskPoolStrategy
+
+    n_blocks = math.ceil(len(items) / rows_per_task)
+    # A lost block (its task killed its worker MAX_RETRIES + 1 times) is skipped, not fatal:
+    # the caller finds its inputs missing and handles them (max_errored_blocks = every block).
+    with _data_context(max_errored_blocks=n_blocks), warnings.catch_warnings():
+        # max_retries has no named map_batches parameter in Ray 2.60 (only the deprecated
+        # **ray_remote_args); Ray Data's own default is -1 (retry forever), which would hang the
+        # run on an input that kills its worker every time.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        ds = ray.data.from_items(items, override_num_blocks=n_blocks)
+        ds = ds.map_batches(
+            _process_batch,
+            batch_size=rows_per_task,
+            batch_format="pyarrow",
+            fn_kwargs={"task": task},
+            compute=TaskPoolStrategy(size=num_workers),
+            num_cpus=1,
+            max_retries=MAX_RETRIES,
+        )
+    yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+
+
+def _run(
+    jobs: pd.DataFrame,
+    out: str | Path,
+    task: _Task,
+    *,
+    address: str | None,
+    num_workers: int | None,
+    rows_per_task: int | None,
+) -> ExtractResult:
     import pyarrow as pa
 
     out_dir = Path(out)
@@ -650,29 +701,16 @@ def _run(jobs: pd.DataFrame, out: str | Path, task: _Task, *, address: str | Non
         with _ray_session(address, num_workers):
             import ray
 
-            from ray.data import TaskPoolStrategy
-
-            # one input per block and per task: a dead worker costs one retried input, and an
-            # input whose task keeps killing its worker is dropped alone (counted, then reported)
-            with _data_context(max_errored_blocks=len(items)), warnings.catch_warnings():
-                # max_retries has no named map_batches parameter in Ray 2.60 (only the deprecated
-                # **ray_remote_args); Ray Data's own default is -1 (retry forever), which would
-                # hang the run on an input that kills its worker every time.
-                warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-                ds = ray.data.from_items(items, override_num_blocks=len(items))
-                ds = ds.map_batches(
-                    _process_batch,
-                    batch_size=1,
-                    batch_format="pyarrow",
-                    fn_kwargs={"task": task},
-                    compute=TaskPoolStrategy(size=num_workers),
-                    num_cpus=1,
-                    max_retries=MAX_RETRIES,
-                )
-            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                tables.append(batch)
+            k = rows_per_task or _auto_rows_per_task(len(items), num_workers or ray.cluster_resources().get("CPU", 1))
+            tables.extend(_execute(items, task, num_workers=num_workers, rows_per_task=k))
+            done = {i for t in tables for i in t.column("_index").to_pylist()}
+            lost = [it for it in items if it["_index"] not in done]
+            if lost and k > 1:
+                # a lost block may hold one input that kills its worker and k - 1 innocent ones:
+                # redo them one per task, so only the culprit ends in errors.csv
+                log.warning("%d input(s) lost with their worker; retrying them one per task", len(lost))
+                tables.extend(_execute(lost, task, num_workers=num_workers, rows_per_task=1))
     table = pa.concat_tables(tables) if tables else _rows_to_arrow([])
-    table = table.sort_by("_index")
     done = set(table.column("_index").to_pylist())
     lost = [it for it in items if it["_index"] not in done]
     if lost:  # inputs whose task failed MAX_RETRIES + 1 times: reported, never silently dropped
@@ -680,8 +718,8 @@ def _run(jobs: pd.DataFrame, out: str | Path, task: _Task, *, address: str | Non
             {"_index": it["_index"], "recording_id": it["recording_id"], "source_path": it["path"],
              "error": f"worker process died while processing this input ({MAX_RETRIES + 1} attempts)"}
             for it in lost
-        ])]).sort_by("_index")
-    return _write_outputs(table, out_dir, n_inputs=len(items))
+        ])])
+    return _write_outputs(table.sort_by("_index"), out_dir, n_inputs=len(items))
 
 
 def _write_outputs(table, out_dir: Path, *, n_inputs: int) -> ExtractResult:
@@ -708,6 +746,9 @@ def _write_outputs(table, out_dir: Path, *, n_inputs: int) -> ExtractResult:
     status = ok.column("cache_status").to_pylist()
     flags = ok.column("flags").to_pylist()
     ids = ok.column("recording_id").to_pylist()
+    computed = [s != "hit" for s in status]
+    audio_s = float(sum(d for d, c in zip(ok.column("segment_duration").to_pylist(), computed) if c))
+    cpu_s = float(sum(t or 0.0 for t, c in zip(ok.column("cpu_seconds").to_pylist(), computed) if c))
     flagged: dict[str, list[str]] = {}
     for rid, fl in zip(ids, flags):
         for name in filter(None, (fl or "").split(";")):
@@ -716,6 +757,7 @@ def _write_outputs(table, out_dir: Path, *, n_inputs: int) -> ExtractResult:
         out_dir=out_dir, contours_path=contours_path, errors_path=errors_path, n_inputs=n_inputs,
         n_ok=ok.num_rows, n_errors=err.num_rows, n_cached=status.count("hit"),
         n_computed=ok.num_rows - status.count("hit"), n_corrupt=status.count("corrupt"), flagged=flagged,
+        audio_seconds=audio_s, cpu_seconds=cpu_s,
     )
     log.info("%s", res.summary())
     _warn_flags(flagged)
@@ -765,6 +807,7 @@ def extract(
     use_cache: bool = True,
     address: str | None = None,
     num_workers: int | None = None,
+    rows_per_task: int | None = None,
     _faults: dict[str, Any] | None = None,
 ) -> ExtractResult:
     """Extract pYIN contours of audio files on Ray Data; write ``OUT/contours.parquet`` + ``errors.csv``.
@@ -780,6 +823,8 @@ def extract(
         address: Ray address (``"auto"`` joins a running cluster); None = the running instance,
             or a new local one on every CPU.
         num_workers: at most this many concurrent tasks (None: one per CPU).
+        rows_per_task: inputs per Ray task (None: 1 for small runs, up to ``MAX_ROWS_PER_TASK``
+            for large ones, where it saves per-task overhead).
 
     Raises:
         ValueError: duplicate recording ids or missing columns (before any work starts).
@@ -790,7 +835,7 @@ def extract(
                  code_version=f"{CACHE_FORMAT}/{_backend_version(config.backend)}/{BLOCK_FRAMES}+{CONTEXT_FRAMES}",
                  cache_dir=_cache_dir(cache_dir, use_cache), faults=_faults)
     log.info("extracting %d recording(s) with backend %r", len(jobs), config.backend)
-    return _run(jobs, out, task, address=address, num_workers=num_workers)
+    return _run(jobs, out, task, address=address, num_workers=num_workers, rows_per_task=rows_per_task)
 
 
 def import_pitchtracks(
@@ -803,6 +848,7 @@ def import_pitchtracks(
     use_cache: bool = True,
     address: str | None = None,
     num_workers: int | None = None,
+    rows_per_task: int | None = None,
 ) -> ExtractResult:
     """Import FBA-style pitch tracks (``time_sec,f0_hz``) onto the hop grid; same outputs as ``extract``.
 
@@ -820,7 +866,7 @@ def import_pitchtracks(
     task = _Task(kind="pitchtrack", config={"sample_rate": int(sample_rate), "hop_length": int(hop_length)},
                  code_version=CACHE_FORMAT, cache_dir=_cache_dir(cache_dir, use_cache))
     log.info("importing %d pitch track(s) onto hop %d at %d Hz", len(jobs), hop_length, sample_rate)
-    return _run(jobs, out, task, address=address, num_workers=num_workers)
+    return _run(jobs, out, task, address=address, num_workers=num_workers, rows_per_task=rows_per_task)
 
 
 def load_contours(path: str | Path) -> pd.DataFrame:
@@ -864,7 +910,7 @@ def cli_extract(args) -> int:
     try:
         res = extract(_source(args), args.out, config=config, cache_dir=args.cache_dir,
                       use_cache=not getattr(args, "no_cache", False), address=args.address,
-                      num_workers=getattr(args, "num_workers", None))
+                      num_workers=getattr(args, "num_workers", None), rows_per_task=getattr(args, "rows_per_task", None))
     except (ValueError, FileNotFoundError) as e:
         print(f"raympa extract: {e}", file=sys.stderr)
         return 2
@@ -878,7 +924,8 @@ def cli_import_pitchtracks(args) -> int:
     try:
         res = import_pitchtracks(_source(args), args.out, sample_rate=args.sample_rate, hop_length=args.hop_length,
                                  cache_dir=args.cache_dir, use_cache=not getattr(args, "no_cache", False),
-                                 address=args.address, num_workers=getattr(args, "num_workers", None))
+                                 address=args.address, num_workers=getattr(args, "num_workers", None),
+                                 rows_per_task=getattr(args, "rows_per_task", None))
     except (ValueError, FileNotFoundError) as e:
         print(f"raympa import-pitchtracks: {e}", file=sys.stderr)
         return 2

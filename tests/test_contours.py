@@ -328,19 +328,29 @@ def test_worker_killed_mid_run_is_retried(ray_local, tmp_path):
     for i in range(4):
         tone_file(tmp_path / "in" / f"t{i}.wav", 0.3, 300.0 + 50 * i)
     marker = tmp_path / "crashed"
-    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, _faults={"once_marker": str(marker)})
+    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, rows_per_task=2,
+                  _faults={"once_marker": str(marker)})
     assert marker.exists()  # one worker process did die
     assert res.n_ok == 4 and res.n_errors == 0
     assert sorted(load_contours(tmp_path / "out").recording_id) == ["t0", "t1", "t2", "t3"]
 
 
 def test_input_that_always_kills_its_worker_becomes_an_error_row(ray_local, tmp_path):
-    for name in ("good", "poison"):
+    """Retries exhausted: that input alone goes to errors.csv, even when it shared a task."""
+    for name in ("a", "b", "poison", "d"):
         tone_file(tmp_path / "in" / f"{name}.wav", 0.3)
-    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, _faults={"always_ids": ["poison"]})
-    assert (res.n_ok, res.n_errors) == (1, 1)
+    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, rows_per_task=2,
+                  _faults={"always_ids": ["poison"]})
+    assert (res.n_ok, res.n_errors) == (3, 1)
+    assert sorted(load_contours(tmp_path / "out").recording_id) == ["a", "b", "d"]
     err = pd.read_csv(tmp_path / "out" / "errors.csv")
     assert err.recording_id.tolist() == ["poison"] and "worker process died" in err.error[0]
+
+
+def test_rows_per_task_auto():
+    assert contours._auto_rows_per_task(5, 2) == 1  # small runs: every CPU busy
+    assert contours._auto_rows_per_task(40, 2) == 5
+    assert contours._auto_rows_per_task(6000, 2) == contours.MAX_ROWS_PER_TASK
 
 
 def test_import_pitchtracks(ray_local, tmp_path):
