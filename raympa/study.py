@@ -57,6 +57,13 @@ RESULT_COLUMNS = ("val_r2_full", "test_r2_full", "test_r2_chunk", "val_r2_chunk"
 STATE_FILE = "state.pt"  # per-epoch checkpoint: fit's get_state() dict
 FINAL_FILE = "final.json"  # last checkpoint of a finished trial: its final metrics
 LATENTS_FILE = "latents.npz"
+# keys Tune adds to every result (kept out of trials.csv except training_iteration, time_total_s)
+_TUNE_KEYS = frozenset({
+    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date", "time_this_iter_s",
+    "time_total_s", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",
+    "should_checkpoint", "experiment_tag", "epoch", "stage", "stage_epoch", "train_loss", "val_loss",
+    "epoch_seconds",
+})
 
 FitFn = Callable[..., Any]  # raympa.train.fit or a stand-in with the same signature
 
@@ -586,6 +593,9 @@ def collect_results(results: Any, study_dir: Path) -> "pd.DataFrame":
         row["repeat"] = int(config.get(TRIAL_INDEX, 0))
         for k in RESULT_COLUMNS:
             row[k] = metrics.get(k, float("nan"))
+        for k, v in metrics.items():  # the run's other metrics (n_train, seconds, device ...)
+            if k not in row and k not in _TUNE_KEYS and isinstance(v, (bool, int, float, str)):
+                row[k] = v
         row["final"] = bool(metrics.get("final", False))
         row["training_iteration"] = metrics.get("training_iteration")
         row["time_total_s"] = metrics.get("time_total_s")
