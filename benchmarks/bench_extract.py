@@ -84,7 +84,7 @@ def cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n-files", type=int, default=32, help="auditions per run (default %(default)s)")
+    p.add_argument("--n-files", type=int, default=64, help="auditions per run (default %(default)s)")
     p.add_argument("--seconds", type=float, default=30.0, help="length of each audition, s (default %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per worker count (default %(default)s)")
     p.add_argument("--backend", choices=("fast", "librosa"), default="fast")
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ray.shutdown()
 
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     med = {w: {k: statistics.median(run[k] for run in rs) for k in ("wall", "cpu", "audio")} for w, rs in runs.items()}
     per_cpu_1 = med[1]["audio"] / med[1]["cpu"]
     per_wall_1 = med[1]["audio"] / med[1]["wall"]
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command.strip()}`",
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-        f"ray {ray.__version__}, raympa {raympa.__version__}; load average at start {load:.2f}.",
+        f"ray {ray.__version__}, raympa {raympa.__version__}; 1-min load average {load:.2f} at start, "
+        f"{load_end:.2f} at end (a quiet 2-CPU machine reads under 1).",
         f"Input: {args.n_files} synthetic auditions x {args.seconds:g} s = {total_audio:g} audio-s per run, "
         f"44.1 kHz mono wav; backend `{args.backend}`, frame 1024, hop 256, cache off. "
         f"Medians over {args.repeats} repeat(s).",
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"- {w} worker(s): " + ", ".join(f"{r['wall']:.2f} / {r['cpu']:.2f}" for r in rs))
     if args.smoke_test:
         lines += ["", "Smoke-test sizes: Ray Data's per-run overhead dominates; not a measurement."]
+    if max(load, load_end) > (os.cpu_count() or 1):
+        lines += ["", f"**The machine was busy (load above its {os.cpu_count()} CPUs): other processes took "
+                  "CPU from the workers, so the speedup above says little; re-run on a quiet machine.**"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -420,6 +420,17 @@ def _node_id() -> str:
         return ""
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB (Linux/macOS; 0 where unknown)."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+    except (ImportError, OSError):
+        return 0.0
+
+
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     msg = text if isinstance(e, AudioError) else f"{type(e).__name__}: {text}".rstrip(": ")
@@ -527,6 +538,7 @@ def _arrow_schema():
         ("cached", pa.bool_()),
         ("cache_status", pa.string()),
         ("cpu_seconds", pa.float64()),
+        ("worker_peak_mb", pa.float64()),
         ("error", pa.string()),
     ])
 
@@ -571,6 +583,7 @@ def _process_batch(batch, *, task: _Task):
         try:
             res = _compute_row(row, task)
             res["cpu_seconds"] = time.process_time() - t0  # CPU of this worker process for the row
+            res["worker_peak_mb"] = _peak_rss_mb()
         except Exception as e:  # every failure of one input becomes its error row
             res = {"recording_id": row["recording_id"], "source_path": row["path"], "error": _one_line(e)}
         res["_index"] = row["_index"]
@@ -595,6 +608,7 @@ class ExtractResult:
     n_corrupt: int  # corrupt cache entries found (and recomputed)
     audio_seconds: float = 0.0  # total duration of the contours computed (not cached) in this run
     cpu_seconds: float = 0.0  # worker CPU time spent on them (decode + resample + pitch tracking)
+    worker_peak_mb: float = 0.0  # highest peak resident memory of a worker process (MB), this run or before
     flagged: dict[str, list[str]] = field(default_factory=dict)  # flag -> recording ids
 
     def summary(self) -> str:
@@ -758,6 +772,7 @@ def _write_outputs(table, out_dir: Path, *, n_inputs: int) -> ExtractResult:
         n_ok=ok.num_rows, n_errors=err.num_rows, n_cached=status.count("hit"),
         n_computed=ok.num_rows - status.count("hit"), n_corrupt=status.count("corrupt"), flagged=flagged,
         audio_seconds=audio_s, cpu_seconds=cpu_s,
+        worker_peak_mb=float(max([m or 0.0 for m in ok.column("worker_peak_mb").to_pylist()], default=0.0)),
     )
     log.info("%s", res.summary())
     _warn_flags(flagged)

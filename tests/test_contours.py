@@ -393,6 +393,28 @@ def test_cli_extract_folder(ray_local, tmp_path, capsys):
     assert pd.read_csv(tmp_path / "out" / "errors.csv").recording_id.tolist() == ["bad"]
 
 
+@pytest.mark.slow
+def test_twenty_minute_file_in_bounded_memory(no_shared_ray, tmp_path):
+    """A 20-minute audition (22.05 kHz, resampled) goes through in blocks: the worker stays small.
+
+    Whole-file pYIN would hold its (states x frames) observation matrix, about 1.7 GB for
+    206,000 frames, next to the 212 MB signal; blockwise it is about 100 MB.
+    """
+    sr_in, minutes = 22_050, 20
+    path = tmp_path / "in" / "long.flac"
+    path.parent.mkdir()
+    y, _ = glide(300.0, 600.0, 60.0, sr=sr_in)
+    with sf.SoundFile(path, "w", samplerate=sr_in, channels=1, format="FLAC") as f:
+        for _ in range(minutes):
+            f.write(y)
+    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, num_workers=1)
+    assert res.n_ok == 1, pd.read_csv(tmp_path / "out" / "errors.csv").to_dict()
+    got = load_contours(tmp_path / "out")
+    assert got.n_frames[0] == 1 + int(round(minutes * 60 * SR)) // HOP
+    assert got.voiced_fraction[0] > 0.95
+    assert res.worker_peak_mb < 1000, res.worker_peak_mb
+
+
 # ============================================================================ 2-node cluster (own Ray)
 def test_two_node_cluster_both_nodes_work(no_shared_ray, tmp_path):
     """A local 2-node ray.cluster_utils.Cluster: rows are computed on both nodes."""
