@@ -28,9 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_epochs(cfg: TrainConfig, data, *, stage: int, repeats: int, threads: int) -> tuple[float, int]:
-    """Median seconds of one training epoch (after a warm-up epoch) and chunks per epoch."""
+    """Median seconds of one training epoch (after a warm-up epoch) and chunks per epoch.
+
+    Every step reads its loss back (``float(loss)``), so GPU work is finished when timed.
+    """
     torch.set_num_threads(threads)
-    run = _Run(cfg, data, torch.device("cpu"))
+    run = _Run(cfg, data, torch.device(cfg.device))
     run.stage_index = stage
     run.train_epoch()  # warm-up (allocations, first-call overheads)
     times = []
@@ -45,12 +48,16 @@ def time_epochs(cfg: TrainConfig, data, *, stage: int, repeats: int, threads: in
 def time_eval(cfg: TrainConfig, data, *, repeats: int, threads: int) -> tuple[float, int]:
     """Median seconds of a full-length pass over the validation split and its frame count."""
     torch.set_num_threads(threads)
-    run = _Run(cfg, data, torch.device("cpu"))
+    run = _Run(cfg, data, torch.device(cfg.device))
     run.full_length("val")
+    if cfg.device == "cuda":
+        torch.cuda.synchronize()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         run.full_length("val")
+        if cfg.device == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), int(run.splits["val"].lengths.sum())
 
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", default="1,2", help="torch thread counts to compare (default %(default)s)")
     p.add_argument("--batch-sizes", default="32,256", help="batch sizes (default %(default)s)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train.md"))
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default %(default)s)")
     p.add_argument("--smoke-test", action="store_true", help="tiny sizes; writes nothing unless --out is given")
     args = p.parse_args(argv)
     if args.smoke_test:
@@ -75,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for th in threads:
         for bs in batch_sizes:
             for model, stage, name in settings:
-                cfg = TrainConfig(model=model, batch_size=bs, chunks_per_recording=4)
+                cfg = TrainConfig(model=model, batch_size=bs, chunks_per_recording=4, device=args.device)
                 sec, chunks = time_epochs(cfg, data, stage=stage, repeats=args.repeats, threads=th)
                 rate = chunks / sec
                 if base is None:
@@ -84,17 +92,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(rows[-1], file=sys.stderr)
     eval_rows = []
     for th in threads:
-        sec, frames = time_eval(TrainConfig(), data, repeats=args.repeats, threads=th)
+        sec, frames = time_eval(TrainConfig(device=args.device), data, repeats=args.repeats, threads=th)
         eval_rows.append((th, sec, frames / sec))
     command = "python benchmarks/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
-        "# Training throughput (CPU)",
+        f"# Training throughput ({args.device})",
         "",
         f"Command: `{command.strip()}`",
         "",
         f"Machine: {platform.machine()}, {torch.get_num_interop_threads()} inter-op / "
         f"{len(__import__('os').sched_getaffinity(0))} CPUs, Python {platform.python_version()}, "
-        f"torch {torch.__version__}; other jobs may have been running (shared CPU: noisy).",
+        f"torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else "")
+        + "; other jobs may have been running (shared CPU: noisy).",
         f"Data: {args.n} synthetic recordings of 4000-6000 frames (80% train), chunks of 1000 frames, "
         f"4 random chunks per recording per epoch; median of {args.repeats} epochs after a warm-up.",
         "",
