@@ -813,6 +813,21 @@ def _cache_dir(cache_dir: str | Path | None, use_cache: bool) -> str | None:
     return str(Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir())
 
 
+def _validate_config(config: ExtractConfig) -> None:
+    """Refuse impossible extraction parameters before any work starts (ValueError)."""
+    if config.backend not in ("fast", "librosa"):
+        raise ValueError(f"backend={config.backend!r}; choose 'fast' or 'librosa'")
+    if config.sample_rate <= 0 or config.frame_length <= 0 or config.hop_length <= 0:
+        raise ValueError("sample_rate, frame_length and hop_length must be positive")
+    if not 0 < config.fmin < config.fmax <= config.sample_rate / 2:
+        raise ValueError(f"need 0 < fmin < fmax <= sample_rate / 2, got fmin={config.fmin}, fmax={config.fmax}")
+    if config.sample_rate / config.fmin >= config.frame_length // 2:
+        raise ValueError(f"fmin={config.fmin} Hz has a period of {config.sample_rate / config.fmin:.0f} samples, "
+                         f"longer than half a frame ({config.frame_length // 2}); raise fmin or frame_length")
+    if config.resolution <= 0:
+        raise ValueError("resolution must be > 0 semitones")
+
+
 def extract(
     source: str | Path | pd.DataFrame,
     out: str | Path,
@@ -845,6 +860,7 @@ def extract(
         ValueError: duplicate recording ids or missing columns (before any work starts).
     """
     config = config or ExtractConfig()
+    _validate_config(config)
     jobs = _jobs(source, path_column="audio_path", suffix=None)
     task = _Task(kind="audio", config=config.key(),
                  code_version=f"{CACHE_FORMAT}/{_backend_version(config.backend)}/{BLOCK_FRAMES}+{CONTEXT_FRAMES}",

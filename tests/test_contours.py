@@ -206,6 +206,15 @@ def test_duplicate_ids_refused_before_any_work(tmp_path, capsys):
     assert "audio_path" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bad", [dict(fmin=3000.0), dict(fmax=30_000.0), dict(hop_length=0), dict(fmin=40.0),
+                                 dict(backend="crepe")])
+def test_impossible_parameters_refused_up_front(tmp_path, bad):
+    tone_file(tmp_path / "in" / "a.wav", 0.2)
+    with pytest.raises(ValueError):
+        extract(tmp_path / "in", tmp_path / "out", config=ExtractConfig(**bad))
+    assert not (tmp_path / "out").exists()
+
+
 def test_jobs_from_table_resolves_paths_and_segments(tmp_path):
     df = pd.DataFrame({
         "recording_id": ["007", "b", "c"], "audio_path": ["sub/x.wav", "/abs/y.mp3", ""],
