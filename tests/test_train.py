@@ -216,3 +216,21 @@ def test_fit_on_cuda(tiny, model):
         torch.testing.assert_close(_weights(resumed)[k], v, rtol=1e-4, atol=1e-5)
     cpu = fit(dataclasses.replace(cfg, device="cpu"), tiny)  # same chunks and pairs, other kernels
     assert cpu.history[0]["train_loss"] == pytest.approx(r.history[0]["train_loss"], rel=2e-2)
+
+
+@pytest.mark.slow
+def test_demo_target_note_accuracy(ray_local, tmp_path):
+    """Issue 4, item 10: demo-data --n 240 --seed 7; pcconvnet and contrastive-jl reach test R² > 0.2.
+
+    Paper settings (seed 0). Takes about 5 minutes on 2 cores (rendering + pYIN + two runs).
+    """
+    from raympa.cli import main
+    from raympa.train import load_training_data
+
+    demo, contours = tmp_path / "demo", tmp_path / "contours"
+    assert main(["demo-data", "--out", str(demo), "--n", "240", "--seed", "7"]) == 0
+    assert main(["extract", "--table", str(demo / "ratings.csv"), "--out", str(contours), "--no-cache"]) == 0
+    data = load_training_data(demo / "ratings.csv", contours)
+    for model in ("pcconvnet", "contrastive-jl"):
+        m = fit(TrainConfig(model=model, criterion="note_accuracy", seed=0, threads=1), data).metrics
+        assert m["test_r2_full"] > 0.2, (model, m)
