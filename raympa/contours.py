@@ -353,7 +353,7 @@ def jobs_from_table(table: str | Path | pd.DataFrame, *, path_column: str, root:
         )
 
     def resolve(p: Any) -> str:
-        if p is None or (isinstance(p, float) and math.isnan(p)) or not str(p).strip():
+        if p is None or (not isinstance(p, str) and pd.isna(p)) or not str(p).strip():
             return ""
         q = Path(str(p).strip()).expanduser()
         return str(q if q.is_absolute() else base / q)
