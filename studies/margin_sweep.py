@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = study.StudySettings(
         name=name,
-        question=" ".join(__doc__.split("\n\n")[1].split()),
+        question=" ".join(__doc__.split("\n\n")[1].split()).removeprefix("Question: "),
         num_samples=args.num_samples,
         repeats=args.repeats,
         asha=args.asha,

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = study.StudySettings(
         name=name,
-        question=" ".join(__doc__.split("\n\n")[1].split()),
+        question=" ".join(__doc__.split("\n\n")[1].split()).removeprefix("Question: "),
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,

@@ -209,3 +209,58 @@ def test_study_script_help_imports_nothing_heavy():
         out = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, check=True).stdout
         assert out.strip().splitlines()[-1] == "[]"
         assert "--gpus-per-trial" in out and "--storage-path" in out
+
+
+_INTERRUPTED_DRIVER = """
+import functools, sys
+sys.path.insert(0, {tests!r})
+import study_standin
+from raympa import study
+from raympa.dataset import synthetic_set
+study.init_ray(num_cpus=2)
+study_standin.register()
+fit = functools.partial(study_standin.standin_fit, log={log!r}, sleep=0.4)
+space = {{"seed": {{"grid_search": list(range(6))}}, "epochs": 6}}
+study.run_study(study.StudySettings(name="cut"), synthetic_set(20, n_frames=(200, 300)),
+                study_dir={out!r}, param_space=space, fit=fit)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_ctrl_c(ray_local, tmp_path):
+    """A study interrupted with SIGINT (Ctrl-C) resumes: finished trials are not run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    log, out = tmp_path / "log.jsonl", tmp_path / "cut"
+    src = _INTERRUPTED_DRIVER.format(tests=str(Path(__file__).parent), log=str(log), out=str(out))
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_AUTH_MODE="disabled")
+    proc = subprocess.Popen([sys.executable, "-c", src], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and len([e for e in study_standin.read_log(log) if e["event"] == "end"]) < 2:
+            time.sleep(0.2)
+        time.sleep(1.5)  # let Tune save its experiment state with those trials finished
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done_before = {e["seed"] for e in study_standin.read_log(log) if e["event"] == "end"}
+    assert 2 <= len(done_before) < 6
+    n_before = len(study_standin.read_log(log))
+
+    study_standin.register()
+    fit = functools.partial(study_standin.standin_fit, log=str(log))
+    from raympa.dataset import synthetic_set
+
+    study.run_study(study.StudySettings(name="cut"), synthetic_set(20, n_frames=(200, 300)), study_dir=out, resume=True, fit=fit,
+                    param_space={"seed": {"grid_search": list(range(6))}, "epochs": 6})
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 6 and (trials["status"] == "TERMINATED").all()
+    rerun = {e["seed"] for e in study_standin.read_log(log)[n_before:] if e["event"] == "start"}
+    assert rerun and not (rerun & done_before)  # only the unfinished trials ran again
