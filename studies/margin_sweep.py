@@ -11,9 +11,11 @@ each configuration runs with ``--repeats`` seeds (Ray's Repeater; the searcher s
 ``--asha`` stops poor trials early. Results: ``results/margin_sweep/`` (trials.csv, study.json,
 latents/, optuna.journal for optuna-dashboard, report/ when the report module is present).
 
-Default run (no arguments, 2 CPU cores, from cold, about 7-10 minutes): builds a 120-audition demo
-under data/ (about 1.5 min to render, 1.5 min to extract), then 12 configurations x 2 seeds with
-60 epochs (two-step: 30 encoder + 60 head), two trials at a time, reusing trial processes.
+Default run (no arguments, 2 CPU cores, from cold, about 4-5 minutes; budget 10): builds a
+120-audition demo under data/ (about 1.5 min to render and extract), then 16 configurations x 2
+seeds with 150 epochs (two-step: 75 encoder + 150 head; paper: 150 + 300), two trials at a time,
+reusing trial processes. Measured on a busy 2-core machine: 1.6 min for the demo data from cold,
+2.5 min for the 32 trials.
 ``--smoke-test``: 24 short demo auditions, 2 configurations x 1 seed x 3 epochs (about a minute).
 On a cluster: ``--address auto --storage-path /mnt/shared/results --data-dir /mnt/shared/data
 --gpus-per-trial 0.25`` (see docs/study.md).
@@ -34,7 +36,7 @@ from raympa import study
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    study.add_study_args(p, name="margin_sweep", num_samples=12, demo_n=120, epochs=60, encoder_epochs=30)
+    study.add_study_args(p, name="margin_sweep", num_samples=16, demo_n=120, epochs=150, encoder_epochs=75)
     p.add_argument("--repeats", type=int, default=2, help="seeds per configuration (default %(default)s; paper: 5)")
     p.add_argument("--criterion", default="note_accuracy", help="rated criterion (default %(default)s)")
     p.add_argument("--band", default="middleschool", help="band, or 'all' (default %(default)s)")
