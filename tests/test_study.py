@@ -220,13 +220,12 @@ from raympa.dataset import synthetic_set
 study.init_ray(num_cpus=2)
 study_standin.register()
 fit = functools.partial(study_standin.standin_fit, log={log!r}, sleep=0.4)
-space = {{"seed": {{"grid_search": list(range(6))}}, "epochs": 6}}
+space = {{"seed": {{"grid_search": list(range(6))}}, "epochs": 10}}
 study.run_study(study.StudySettings(name="cut"), synthetic_set(20, n_frames=(200, 300)),
                 study_dir={out!r}, param_space=space, fit=fit)
 """
 
 
-@pytest.mark.slow
 def test_resume_after_ctrl_c(ray_local, tmp_path):
     """A study interrupted with SIGINT (Ctrl-C) resumes: finished trials are not run again."""
     import os
@@ -259,7 +258,7 @@ def test_resume_after_ctrl_c(ray_local, tmp_path):
     from raympa.dataset import synthetic_set
 
     study.run_study(study.StudySettings(name="cut"), synthetic_set(20, n_frames=(200, 300)), study_dir=out, resume=True, fit=fit,
-                    param_space={"seed": {"grid_search": list(range(6))}, "epochs": 6})
+                    param_space={"seed": {"grid_search": list(range(6))}, "epochs": 10})
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 6 and (trials["status"] == "TERMINATED").all()
     rerun = {e["seed"] for e in study_standin.read_log(log)[n_before:] if e["event"] == "start"}
