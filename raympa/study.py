@@ -743,6 +743,9 @@ def add_study_args(
     p.add_argument("--epochs", type=int, default=epochs, help="joint / head / baseline epochs (default %(default)s)")
     p.add_argument("--encoder-epochs", type=int, default=encoder_epochs,
                    help="two-step encoder epochs (default %(default)s)")
+    p.add_argument("--chunks-per-recording", type=int, default=1,
+                   help="random chunks per recording per epoch (default %(default)s, paper; docs/training.md "
+                        "advises 4 on small data such as the demo)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study (finished trials are kept)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default %(default)s)")

@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs=args.epochs,
         encoder_epochs=args.encoder_epochs,
         patience=args.patience,
+        chunks_per_recording=args.chunks_per_recording,
     )
     settings = study.StudySettings(
         name=name,
