@@ -85,10 +85,8 @@ class ContourSet:
         lengths = self.lengths[index]
         offsets = np.zeros(len(index) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        # frame k of the new set comes from old frame offsets[index[r]] + (k - new_offsets[r])
-        rows = np.repeat(np.arange(len(index), dtype=np.int64), lengths)  # (new_total,)
-        frames = self.offsets[index][rows] + np.arange(offsets[-1], dtype=np.int64) - offsets[:-1][rows]
-        midi = self.midi[frames]
+        pieces = [self.midi[self.offsets[i] : self.offsets[i + 1]] for i in index]  # views
+        midi = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         return ContourSet(
             midi=np.ascontiguousarray(midi, dtype=np.float32),
             offsets=offsets,
@@ -100,13 +98,13 @@ class ContourSet:
             extract=dict(self.extract),
         )
 
-    def select(
+    def indices(
         self,
         band: str | Iterable[str] | None = None,
         split: str | Iterable[str] | None = None,
         criterion: str | None = None,
-    ) -> "ContourSet":
-        """Subset by band(s) and/or split(s); with ``criterion``, only recordings rated on it."""
+    ) -> np.ndarray:
+        """(k,) int64 indices of the recordings :meth:`select` keeps (no contour is copied)."""
         keep = np.ones(len(self), dtype=bool)
         for values, column in ((band, self.band), (split, self.split)):
             if values is not None:
@@ -116,7 +114,16 @@ class ContourSet:
             if criterion not in self.ratings:
                 raise KeyError(f"no ratings for {criterion!r}; have {sorted(self.ratings)}")
             keep &= np.isfinite(self.ratings[criterion])
-        return self.take(np.flatnonzero(keep))
+        return np.flatnonzero(keep).astype(np.int64)
+
+    def select(
+        self,
+        band: str | Iterable[str] | None = None,
+        split: str | Iterable[str] | None = None,
+        criterion: str | None = None,
+    ) -> "ContourSet":
+        """Subset by band(s) and/or split(s); with ``criterion``, only recordings rated on it."""
+        return self.take(self.indices(band=band, split=split, criterion=criterion))
 
     @classmethod
     def from_arrays(
@@ -285,7 +292,8 @@ def fixed_windows(lengths: np.ndarray, chunk_frames: int, hop: int) -> tuple[np.
 
 def gather_chunks(
     midi: "torch.Tensor",
-    offsets: "torch.Tensor",
+    begin: "torch.Tensor",
+    end: "torch.Tensor",
     which: "torch.Tensor",
     starts: "torch.Tensor",
     chunk_frames: int,
@@ -294,8 +302,9 @@ def gather_chunks(
 
     Args:
         midi: (total_frames,) flat contours (any values; padding is 0).
-        offsets: (n + 1,) int64 contour offsets into ``midi``.
-        which: (batch,) int64 contour index of each chunk.
+        begin, end: (n,) int64 first frame and end (exclusive) of each contour in ``midi``
+            (``ContourSet.offsets[:-1]`` and ``[1:]``, or any subset of them).
+        which: (batch,) int64 contour index (into ``begin``/``end``) of each chunk.
         starts: (batch,) int64 first frame of each chunk within its contour.
 
     Returns:
@@ -304,10 +313,9 @@ def gather_chunks(
     import torch
 
     t = torch.arange(chunk_frames, device=midi.device)  # (chunk,)
-    begin = offsets[which] + starts  # (batch,)
-    end = offsets[which + 1]  # (batch,)
-    idx = begin[:, None] + t[None, :]  # (batch, chunk)
-    valid = idx < end[:, None]
+    first = begin[which] + starts  # (batch,)
+    idx = first[:, None] + t[None, :]  # (batch, chunk)
+    valid = idx < end[which][:, None]
     if midi.numel() == 0:
         return torch.zeros(idx.shape, dtype=midi.dtype, device=midi.device)
     vals = midi[idx.clamp(max=midi.numel() - 1)]

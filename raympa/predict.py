@@ -131,7 +131,7 @@ def predict_contours(
         offsets = torch.zeros(len(arrays) + 1, dtype=torch.int64)
         offsets[1:] = torch.cumsum(lengths, 0)
         midi = torch.from_numpy(np.concatenate(arrays)).to(pr.device)
-        p, _ = forward_full_length(pr.model, midi, offsets.to(pr.device), lengths,
+        p, _ = forward_full_length(pr.model, midi, offsets[:-1].to(pr.device), lengths,
                                    pitch_norm=ckpt["pitch_norm"], min_frames=pr.chunk_frames)
         pred[ok] = np.clip(p.cpu().numpy().astype(np.float64), 0.0, 1.0)
     return pred, notes

@@ -116,7 +116,7 @@ def r2(y: np.ndarray, pred: np.ndarray) -> float:
 def forward_full_length(
     model: "torch.nn.Module",
     midi: "torch.Tensor",
-    offsets: "torch.Tensor",
+    begin: "torch.Tensor",
     lengths: "torch.Tensor",
     *,
     pitch_norm: str,
@@ -132,7 +132,7 @@ def forward_full_length(
     Args:
         model: PCConvNet or ContrastiveCNN.
         midi: (total_frames,) flat MIDI contours on the model's device.
-        offsets: (n + 1,) int64 offsets on the same device.
+        begin: (n,) int64 first frame of each contour in ``midi``, on the same device.
         lengths: (n,) int64 contour lengths on the CPU.
         pitch_norm: ``TrainConfig.pitch_norm``.
         min_frames: pad shorter contours to this many frames (the training chunk length).
@@ -145,6 +145,7 @@ def forward_full_length(
     from raympa.dataset import gather_chunks, normalize
 
     n, device = len(lengths), midi.device
+    end = begin + lengths.to(device)  # (n,)
     eff = lengths.clamp(min=max(min_frames, model.min_frames))  # (n,)
     order = torch.argsort(eff)
     pred = torch.zeros(n, device=device)
@@ -161,7 +162,7 @@ def forward_full_length(
                 idx = order[b : b + size]
                 longest = int(eff[idx].max())
             which = idx.to(device)
-            x = gather_chunks(midi, offsets, which, torch.zeros_like(which), longest)  # (batch, longest)
+            x = gather_chunks(midi, begin, end, which, torch.zeros_like(which), longest)  # (batch, longest)
             p, zz = model.forward_latent(normalize(x, pitch_norm), eff[idx].to(device))
             pred[which], z[which] = p, zz
             b += len(idx)
@@ -169,31 +170,38 @@ def forward_full_length(
 
 
 class _Split:
-    """One split's contours and ratings on the device."""
+    """One split: indices into the shared contour array (no contour is copied), ratings on the device."""
 
-    def __init__(self, data: ContourSet, criterion: str, device: "torch.device") -> None:
+    def __init__(self, data: ContourSet, index: np.ndarray, criterion: str, midi: "torch.Tensor") -> None:
         import torch
 
-        self.data = data
-        self.n = len(data)
-        self.midi = torch.from_numpy(data.midi).to(device)  # (total_frames,) MIDI
-        self.offsets = torch.from_numpy(data.offsets).to(device)  # (n + 1,)
-        self.lengths = torch.from_numpy(data.lengths)  # (n,) on the CPU (sampling)
-        self.y_np = data.ratings[criterion].astype(np.float32)  # (n,)
+        device = midi.device
+        self.n = len(index)
+        self.midi = midi  # (total_frames,) the whole set's MIDI, shared by the splits
+        self.begin = torch.from_numpy(data.offsets[index]).to(device)  # (n,)
+        self.end = torch.from_numpy(data.offsets[index + 1]).to(device)  # (n,)
+        self.lengths_np = data.lengths[index]  # (n,)
+        self.lengths = torch.from_numpy(self.lengths_np)  # (n,) on the CPU (sampling)
+        self.recording_id = data.recording_id[index]
+        self.y_np = data.ratings[criterion][index].astype(np.float32)  # (n,)
         self.y = torch.from_numpy(self.y_np).to(device)  # (n,)
 
 
 class _Run:
     """State and steps of one fit (kept together so ``get_state`` / ``resume`` are exact)."""
 
-    def __init__(self, cfg: TrainConfig, data: ContourSet, device: "torch.device") -> None:
+    def __init__(self, cfg: TrainConfig, data: ContourSet, device: "torch.device", *, band: str | None = None) -> None:
         import torch
 
         from raympa.models import build_model
 
         self.cfg = cfg
         self.device = device
-        self.splits = {s: _Split(data.select(split=s), cfg.criterion, device) for s in ("train", "val", "test")}
+        with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            midi = torch.from_numpy(data.midi).to(device)  # (total_frames,) zero-copy on the CPU
+        self.splits = {s: _Split(data, data.indices(band=band, split=s, criterion=cfg.criterion), cfg.criterion, midi)
+                       for s in ("train", "val", "test")}
         if self.splits["train"].n < 2:
             raise ValueError(f"need at least 2 training recordings rated on {cfg.criterion}, "
                              f"have {self.splits['train'].n}")
@@ -221,7 +229,7 @@ class _Run:
         if cfg.chunking == "fixed":
             from raympa.dataset import fixed_windows
 
-            which, starts = fixed_windows(self.splits["train"].data.lengths, cfg.chunk_frames, cfg.chunk_hop)
+            which, starts = fixed_windows(self.splits["train"].lengths_np, cfg.chunk_frames, cfg.chunk_hop)
             self.windows = (torch.from_numpy(which), torch.from_numpy(starts))
 
     # ----------------------------------------------------------------------- stages
@@ -315,7 +323,7 @@ class _Run:
         self._set_train_mode()
         total, count = 0.0, 0
         for which, starts in self._batches():
-            x = gather_chunks(tr.midi, tr.offsets, which.to(self.device), starts.to(self.device), cfg.chunk_frames)
+            x = gather_chunks(tr.midi, tr.begin, tr.end, which.to(self.device), starts.to(self.device), cfg.chunk_frames)
             x = normalize(pitch_shift(x, cfg.pitch_shift, generator=self.generator), cfg.pitch_norm)  # (batch, chunk)
             loss = self._loss(x, tr.y[which.to(self.device)])
             value = float(loss.detach())
@@ -335,7 +343,7 @@ class _Run:
     def full_length(self, split: str) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Predictions (n,) and latents (n, 16) of whole contours (padded to a chunk if shorter)."""
         sp = self.splits[split]
-        return forward_full_length(self.model, sp.midi, sp.offsets, sp.lengths,
+        return forward_full_length(self.model, sp.midi, sp.begin, sp.lengths,
                                    pitch_norm=self.cfg.pitch_norm, min_frames=self.cfg.chunk_frames)
 
     def chunk_level(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -345,14 +353,15 @@ class _Run:
         from raympa.dataset import fixed_windows, gather_chunks, normalize
 
         sp, cfg = self.splits[split], self.cfg
-        which, starts = fixed_windows(sp.data.lengths, cfg.chunk_frames, cfg.chunk_hop)
+        which, starts = fixed_windows(sp.lengths_np, cfg.chunk_frames, cfg.chunk_hop)
         which_t, starts_t = torch.from_numpy(which).to(self.device), torch.from_numpy(starts).to(self.device)
         size = max(1, EVAL_FRAME_BUDGET // cfg.chunk_frames)
         preds = []
         self.model.eval()
         with torch.no_grad():
             for b in range(0, len(which), size):
-                x = gather_chunks(sp.midi, sp.offsets, which_t[b : b + size], starts_t[b : b + size], cfg.chunk_frames)
+                x = gather_chunks(sp.midi, sp.begin, sp.end, which_t[b : b + size], starts_t[b : b + size],
+                                  cfg.chunk_frames)
                 preds.append(self.model(normalize(x, cfg.pitch_norm)).cpu())
         pred = torch.cat(preds).numpy() if preds else np.zeros(0, np.float32)
         return pred, sp.y_np[which]
@@ -558,10 +567,7 @@ def _fit(
 ) -> TrainResult:
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    if band is not None:
-        data = data.select(band=band)
-    data = data.select(criterion=cfg.criterion)
-    run = _Run(cfg, data, device)
+    run = _Run(cfg, data, device, band=band)
     if resume is not None:
         run.load_state(resume)
     while not run.done:
@@ -603,17 +609,22 @@ def _fit(
         "z": test_z.cpu().numpy().astype(np.float32),
         "y": test.y_np.astype(np.float32),
         "bins": np.asarray(rating_bins(test.y_np, cfg.n_bins), dtype=np.int64),
-        "recording_id": test.data.recording_id.astype(str),
+        "recording_id": test.recording_id.astype(str),
         "pred": np.clip(test_pred_np, 0, 1).astype(np.float32),
     }
     result = TrainResult(metrics=metrics, latents=latents, history=run.history,
                          checkpoint=make_checkpoint(run, data, metrics), config=cfg)
     if out_dir is not None:
-        write_run(result, out_dir, data=data)
+        used = data.indices(band=band, criterion=cfg.criterion)
+        write_run(result, out_dir, data_description={
+            "n_recordings": int(len(used)),
+            "bands": sorted(set(data.band[used].tolist())),
+            "instruments": sorted(set(data.instrument[used].tolist())),
+        })
     return result
 
 
-def write_run(result: TrainResult, out_dir: str | Path, *, data: ContourSet | None = None) -> Path:
+def write_run(result: TrainResult, out_dir: str | Path, *, data_description: dict[str, Any] | None = None) -> Path:
     """Write metrics.json, config.json, history.csv, checkpoint.pt and latents.npz to ``out_dir``."""
     import pandas as pd
     import torch
@@ -624,10 +635,8 @@ def write_run(result: TrainResult, out_dir: str | Path, *, data: ContourSet | No
     config = {"train_config": result.config.to_dict(),
               "extract_config": result.checkpoint["extract_config"],
               "contour_source": result.checkpoint["contour_source"]}
-    if data is not None:
-        config["data"] = {"n_recordings": len(data),
-                          "bands": sorted(set(data.band.tolist())),
-                          "instruments": sorted(set(data.instrument.tolist()))}
+    if data_description is not None:
+        config["data"] = data_description
     (out / "config.json").write_text(json.dumps(_json_safe(config), indent=2) + "\n")
     pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
     torch.save(result.checkpoint, out / "checkpoint.pt")

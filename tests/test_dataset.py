@@ -48,6 +48,7 @@ def test_from_tables_joins_and_validates():
     assert len(s.select(criterion="note_accuracy")) == 2
     assert s.select(split=["val", "test"]).recording_id.tolist() == ["b", "c"]
     assert len(s.select(band="symphonicband")) == 0
+    assert s.indices(split="test", criterion="note_accuracy").tolist() == [2]
 
 
 def test_from_tables_errors():
@@ -98,8 +99,11 @@ def test_gather_chunks_and_padding():
     s = ContourSet.from_arrays([np.arange(1, 11, dtype=np.float32), np.arange(20, 24, dtype=np.float32)],
                                recording_id=["a", "b"], split=["train", "train"], ratings={})
     midi, off = torch.from_numpy(s.midi), torch.from_numpy(s.offsets)
-    x = gather_chunks(midi, off, torch.tensor([0, 1, 0]), torch.tensor([2, 0, 8]), 6)
+    x = gather_chunks(midi, off[:-1], off[1:], torch.tensor([0, 1, 0]), torch.tensor([2, 0, 8]), 6)
     assert x.tolist() == [[3, 4, 5, 6, 7, 8], [20, 21, 22, 23, 0, 0], [9, 10, 0, 0, 0, 0]]
+    # a subset of contours addressed in the full array, without copying it
+    x = gather_chunks(midi, off[1:2], off[2:3], torch.tensor([0]), torch.tensor([1]), 4)
+    assert x.tolist() == [[21, 22, 23, 0]]
 
 
 def test_pitch_shift_voiced_only_one_amount_per_chunk():
