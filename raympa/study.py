@@ -593,7 +593,9 @@ def collect_results(results: Any, study_dir: Path) -> "pd.DataFrame":
         row["repeat"] = int(config.get(TRIAL_INDEX, 0))
         for k in RESULT_COLUMNS:
             row[k] = metrics.get(k, float("nan"))
-        for k, v in metrics.items():  # the run's other metrics (n_train, seconds, device ...)
+        if "device" in metrics:  # the device the trial really used ("cuda"/"cpu"), not the config's "auto"
+            row["device"] = metrics["device"]
+        for k, v in metrics.items():  # the run's other metrics (n_train, seconds ...)
             if k not in row and k not in _TUNE_KEYS and isinstance(v, (bool, int, float, str)):
                 row[k] = v
         row["final"] = bool(metrics.get("final", False))
