@@ -25,6 +25,7 @@ from raympa import constants as C
 if TYPE_CHECKING:
     import argparse
 
+    import pandas as pd
     import torch
 
 MIN_VOICED_FRACTION = 0.1  # ours: below this share of voiced frames the prediction gets a warning note
@@ -214,7 +215,3 @@ def cli_predict(args: "argparse.Namespace") -> int:
             print(f"note: {a}: {n}", file=sys.stderr)
     value_cols = [c for c in df.columns if c not in ("audio_path", "note")]
     return 0 if df[value_cols].notna().any(axis=None) else 1
-
-
-if TYPE_CHECKING:
-    import pandas as pd
