@@ -67,7 +67,8 @@ class AnalysisConfig:
     tsne_perplexity: float = 30.0  # sklearn's default; lowered to (n - 1) / 3 for small test sets
     tsne_max_iter: int = 1000  # sklearn's default
     tsne_threads: int | None = 1  # ours: OpenMP threads of t-SNE's gradient; None = all cores.
-    # One thread measured 3-13x faster on 2 busy cores (benchmarks/results/report_speed.md)
+    # OpenMP threads spin-wait when cores are shared: one thread was ~23x faster on 2 busy cores
+    # (benchmarks/results/report_speed.md); on a quiet machine the gap is small.
     seed: int = 0  # random state of t-SNE and of the fANOVA forest
     top_k: int = 10  # best configurations listed per criterion x band
     min_importance_configs: int = 3  # ours: fewer distinct configurations -> no parameter importance
