@@ -124,6 +124,7 @@ def fig_tsne(a: Analysis) -> Any:
                 shown.add(int(b))
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
+    fig.update_annotations(font_size=11)  # subplot titles
     fig.update_layout(height=_PANEL_PX * len(groups) + 80, margin=dict(t=60, b=20), legend_title_text="rating bin")
     return fig
 
@@ -152,6 +153,7 @@ def fig_centroids(a: Analysis) -> Any:
                 hovertemplate="%{y} – %{x}: %{z:.3f}<extra></extra>",
             ), row=r, col=c)
     fig.update_yaxes(autorange="reversed")
+    fig.update_annotations(font_size=11)  # subplot titles
     fig.update_layout(height=_PANEL_PX * len(groups) + 80, margin=dict(t=60, b=20))
     return fig
 
