@@ -540,3 +540,32 @@ def cli_demo_data(args: argparse.Namespace) -> int:
     print(table[list(RATED)].describe().loc[["mean", "std", "min", "max"]].round(3).to_string())
     print(f"split: {table['split'].value_counts().reindex(list(C.SPLITS), fill_value=0).to_dict()}")
     return 0
+
+
+def ceiling(folder: str | Path, *, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """The simulator's ceiling: cross-validated R² of predicting each rating from the true
+    (realised) deviation amounts in ``deviations.csv``, with a linear model and with gradient
+    boosting. A model that only sees audio cannot be expected to beat it.
+
+    Returns:
+        One row per criterion: ``r2_linear``, ``r2_boosting`` (mean over folds), ``n``.
+    """
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import KFold, cross_val_score
+
+    folder = Path(folder)
+    ratings = pd.read_csv(folder / "ratings.csv", dtype={"recording_id": str})
+    dev = pd.read_csv(folder / "deviations.csv", dtype={"recording_id": str})
+    df = ratings.merge(dev, on="recording_id", validate="one_to_one")
+    x = df[list(DEVIATIONS)].to_numpy()
+    cv = KFold(folds, shuffle=True, random_state=seed)
+    rows = []
+    for crit in RATED:
+        y = df[crit].to_numpy()
+        lin = cross_val_score(LinearRegression(), x, y, cv=cv, scoring="r2").mean()
+        gbm = cross_val_score(HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=seed),
+                              x, y, cv=cv, scoring="r2").mean()
+        rows.append({"criterion": crit, "r2_linear": round(float(lin), 3), "r2_boosting": round(float(gbm), 3),
+                     "n": len(df)})
+    return pd.DataFrame(rows)
