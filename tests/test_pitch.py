@@ -86,6 +86,9 @@ SIGNALS = {
     "noise": lambda: (0.1 * np.random.default_rng(1).standard_normal(int(0.5 * SR))).astype(np.float32),
     "melody": lambda: _wind_melody(SR),
     "tone_float64": lambda: 0.5 * _harmonic(np.full(len(_t(0.5)), 523.25), SR),
+    # f0 just above fmax / below fmin: candidates clipped to librosa's edge bins
+    "above_fmax": lambda: (0.5 * _harmonic(np.full(len(_t(0.4)), 2040.0), SR, n_harmonics=2)).astype(np.float32),
+    "below_fmin": lambda: (0.5 * _harmonic(np.full(len(_t(0.4)), 97.0), SR)).astype(np.float32),
     "octave_jumps": lambda: (0.4 * _harmonic(np.repeat([200.0, 800.0, 200.0, 1600.0], int(0.15 * SR)), SR)).astype(np.float32),
 }
 
