@@ -9,8 +9,8 @@ and ``pitchtrack_path`` may be empty, and relative paths resolve against the tab
 Split (Seshadri & Lerch 2021, section 4.2: 8:1:1; the original code shuffles with a fixed seed,
 so the split is the same for every training seed): :func:`assign_splits` puts each student
 (``student_id``, or ``recording_id`` when there is none) in exactly one of ``train``, ``val``,
-``test``, stratified by instrument, deterministically for a ``seed`` that is separate from the
-training seed. Method (systematic stratified sampling): groups are ordered by instrument, then in
+``test``, stratified by band and instrument, deterministically for a ``seed`` that is separate from the
+training seed. Method (systematic stratified sampling): groups are ordered by band and instrument, then in
 a seeded random order within each instrument; the ordered list is cut into blocks of 10, and each
 block receives a seeded random permutation of 8 x train, 1 x val, 1 x test. Every instrument thus
 gets 8:1:1 up to one group per block boundary, and the whole table gets 8:1:1 exactly for
@@ -46,7 +46,7 @@ def _stable_int(text: str) -> int:
 
 
 def assign_splits(df: pd.DataFrame, seed: int = 0) -> pd.Series:
-    """The 8:1:1 split of a ratings table, by student and stratified by instrument.
+    """The 8:1:1 split of a ratings table, by student, stratified by band and instrument.
 
     Args:
         df: ratings table; uses ``student_id`` (or ``recording_id`` when ``student_id`` is absent
@@ -67,6 +67,9 @@ def assign_splits(df: pd.DataFrame, seed: int = 0) -> pd.Series:
         instrument = df["instrument"].astype(object).where(df["instrument"].notna(), "").astype(str)
     else:
         instrument = pd.Series("", index=df.index)
+    if "band" in df.columns:  # bands are trained apart: keep each band 8:1:1 too
+        band = df["band"].astype(object).where(df["band"].notna(), "").astype(str)
+        instrument = (band + "|" + instrument).where(band != "", instrument)
     # A student's stratum is their most frequent instrument (ties: alphabetical), so a student
     # who appears with two instruments still lands in one split.
     strata = (

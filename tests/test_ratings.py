@@ -90,3 +90,14 @@ def test_minus_one_is_missing(tmp_path: Path) -> None:
     assert out["musicality"].isna().all()
     with pytest.raises(FileNotFoundError, match="demo-data"):
         read_ratings(tmp_path / "none.csv")
+
+
+def test_split_is_8_1_1_within_each_band() -> None:
+    a, b = _table(50, per_student=1), _table(30, per_student=1, seed=1)
+    b["student_id"] = "b" + b["student_id"]
+    b["recording_id"] = "b" + b["recording_id"]
+    df = pd.concat([a.assign(band="middleschool"), b.assign(band="symphonicband")], ignore_index=True)
+    split = assign_splits(df, seed=0)
+    counts = pd.crosstab(df["band"], split)
+    assert counts.loc["middleschool"].to_dict() == {"test": 5, "train": 40, "val": 5}
+    assert counts.loc["symphonicband"].to_dict() == {"test": 3, "train": 24, "val": 3}
