@@ -13,8 +13,9 @@ Where the time goes in librosa.pyin, and what this module does instead:
   voiced/unvoiced switch. Every entry outside the band is ``log(tiny)``, one constant, so the best
   out-of-band predecessor of every state is the best state overall: :func:`_viterbi_banded`
   computes, for each state, the max over its ~62 in-band predecessors and that one global
-  candidate, with librosa's tie-breaking (first index of the maximum). The result is the same
-  path as the dense decoder, not an approximation.
+  candidate, with librosa's tie-breaking (first index of the maximum). Voiced states without an
+  observation in a frame are skipped when a bound proves they cannot lie on a best path. The
+  result is the same path as the dense decoder, not an approximation (tests compare the two).
 * The per-frame trough/threshold probabilities (a Python loop with scipy.stats calls per frame)
   run in one numba kernel with the Boltzmann prior tabulated once per call.
 * The YIN difference function uses librosa's own FFT autocorrelation, in blocks of frames, so
@@ -210,79 +211,182 @@ def _observations(counts, bins, probs, n_bins):  # pragma: no cover (numba)
 
 # ------------------------------------------------------------------------------ Viterbi stage
 @_njit
+def _band_max(band, s, d):  # pragma: no cover (numba)
+    """Largest finite log transition from block s to block d."""
+    m = -np.inf
+    for o in range(band.shape[2]):
+        for j in range(band.shape[3]):
+            if band[s, d, o, j] > m:
+                m = band[s, d, o, j]
+    return m
+
+@_njit
 def _viterbi_banded(offsets, bins, log_obs, log_unvoiced, log_eps, log_init, band, half_width, n_bins):  # pragma: no cover (numba)
     """Viterbi path of pYIN's HMM, identical to librosa.sequence.viterbi on the dense matrix.
 
-    States: voiced pitch bins ``0..n_bins-1``, then unvoiced ``n_bins..2 n_bins-1``.
+    States: voiced pitch bins ``0..n_bins-1``, then unvoiced ``n_bins..2 n_bins-1``. For each
+    state the predecessor is the first index of the maximum of ``value[k] + log_trans[k, j]``,
+    as librosa's dense decoder picks it: the in-band candidates are enumerated in index order,
+    and every out-of-band transition is ``log_eps``, so the best of those is the global best
+    state (``g_arg``) whenever it lies out of band.
+
+    Pruning (exact): a voiced state without an observation this frame has value at most
+    ``upper``; when ``upper + lt_out`` is below ``max value + log_eps`` (what the global
+    candidate offers every state next frame) it can never be a chosen predecessor nor the final
+    state, so those states are skipped (-inf) and next frame only the observed voiced bins act
+    as voiced sources. Float rounding is monotone, so the test holds for the computed values.
 
     Args:
-        offsets, bins, log_obs: CSR voiced log-observations per frame (other voiced bins have
-            ``log_eps``).
+        offsets, bins, log_obs: CSR voiced log-observations per frame, bins ascending (other
+            voiced bins have ``log_eps``).
         log_unvoiced: (n_frames,) log-observation shared by every unvoiced state.
         log_eps: ``log(tiny)``, librosa's log of a zero probability.
         log_init: log initial probability (uniform).
         band: (2, 2, 2 half_width + 1, n_bins) ``band[s, d, o, j]`` = log transition from state
             ``s*n_bins + j + o - half_width`` to ``d*n_bins + j`` (-inf where out of range).
     Returns:
-        (n_frames,) int64 state indices.
+        ``(states, n_dense)``: (n_frames,) int64 state indices; frames decoded without pruning.
     """
     n_frames = log_unvoiced.shape[0]
     n_states = 2 * n_bins
-    width = 2 * half_width + 1
-    ptr = np.zeros((n_frames, n_states), dtype=np.uint16)  # as librosa (<= 65535 states)
+    hw = half_width
+    width = 2 * hw + 1
+    ptr = np.zeros((n_frames, n_states), dtype=np.uint16)
     value = np.empty(n_states, dtype=np.float64)
-    padded = np.full((2, n_bins + 2 * half_width), -np.inf)
     new_value = np.empty(n_states, dtype=np.float64)
+    padded = np.full((2, n_bins + 2 * hw), -np.inf)
     best = np.empty(n_bins, dtype=np.float64)
     arg = np.empty(n_bins, dtype=np.int64)
-    lp = np.empty(n_states, dtype=np.float64)
-
-    def fill_obs(t):
-        for j in range(n_bins):
-            lp[j] = log_eps
-        for p in range(offsets[t], offsets[t + 1]):
-            lp[bins[p]] = log_obs[p]
-        for j in range(n_bins, n_states):
-            lp[j] = log_unvoiced[t]
-
-    fill_obs(0)
-    for k in range(n_states):
-        value[k] = lp[k] + log_init
+    lpv = np.full(n_bins, log_eps)
+    observed = np.zeros(n_bins, dtype=np.bool_)
+    lt_vv = _band_max(band, 0, 0)
+    lt_uv = _band_max(band, 1, 0)
+    lt_out = max(lt_vv, _band_max(band, 0, 1))
+    for p in range(offsets[0], offsets[1]):
+        lpv[bins[p]] = log_obs[p]
+    for j in range(n_bins):
+        value[j] = lpv[j] + log_init
+        value[n_bins + j] = log_unvoiced[0] + log_init
+    for p in range(offsets[0], offsets[1]):
+        lpv[bins[p]] = log_eps
+    voiced_dense = True
+    n_dense = 1
     for t in range(1, n_frames):
-        fill_obs(t)
-        # best out-of-band candidate: every out-of-band transition is log_eps
         g_val = -np.inf
         g_arg = 0
+        max_v = -np.inf
+        max_u = -np.inf
         for k in range(n_states):
             c = value[k] + log_eps
             if c > g_val:
                 g_val = c
                 g_arg = k
+        for k in range(n_bins):
+            max_v = max(max_v, value[k])
+            max_u = max(max_u, value[n_bins + k])
         g_pitch = g_arg % n_bins
         for s in range(2):
             for j in range(n_bins):
-                padded[s, half_width + j] = value[s * n_bins + j]
-        for d in range(2):
+                padded[s, hw + j] = value[s * n_bins + j]
+        # ---- unvoiced targets
+        for j in range(n_bins):
+            best[j] = -np.inf
+            arg[j] = 0
+        if voiced_dense:
+            row = padded[0]
+            for o in range(width):
+                lt = band[0, 1, o]
+                base = o - hw
+                for j in range(n_bins):
+                    c = row[j + o] + lt[j]
+                    if c > best[j]:
+                        best[j] = c
+                        arg[j] = base + j
+        else:  # live voiced sources: the previous frame's observed bins, ascending
+            for p in range(offsets[t - 1], offsets[t]):
+                k = bins[p]
+                vk = value[k]
+                for j in range(max(0, k - hw), min(n_bins, k + hw + 1)):
+                    c = vk + band[0, 1, k - j + hw, j]
+                    if c > best[j]:
+                        best[j] = c
+                        arg[j] = k
+        row = padded[1]
+        for o in range(width):
+            lt = band[1, 1, o]
+            base = n_bins + o - hw
+            for j in range(n_bins):
+                c = row[j + o] + lt[j]
+                if c > best[j]:
+                    best[j] = c
+                    arg[j] = base + j
+        lu = log_unvoiced[t]
+        v_max = -np.inf
+        for j in range(n_bins):
+            if abs(g_pitch - j) > hw:
+                if g_val > best[j] or (g_val == best[j] and g_arg < arg[j]):
+                    best[j] = g_val
+                    arg[j] = g_arg
+            new_value[n_bins + j] = lu + best[j]
+            v_max = max(v_max, new_value[n_bins + j])
+            ptr[t, n_bins + j] = arg[j]
+        # ---- voiced targets with an observation
+        for p in range(offsets[t], offsets[t + 1]):
+            j = bins[p]
+            b = -np.inf
+            a = 0
+            for s in range(2):
+                for o in range(width):
+                    c = padded[s, j + o] + band[s, 0, o, j]
+                    if c > b:
+                        b = c
+                        a = s * n_bins + j + o - hw
+            if abs(g_pitch - j) > hw:
+                if g_val > b or (g_val == b and g_arg < a):
+                    b = g_val
+                    a = g_arg
+            new_value[j] = log_obs[p] + b
+            v_max = max(v_max, new_value[j])
+            ptr[t, j] = a
+        # ---- voiced targets without one: skipped when provably never on a best path
+        bound = max(max(max_v + lt_vv, max_u + lt_uv), g_val)
+        upper = log_eps + bound
+        if upper + lt_out < v_max + log_eps:
+            for p in range(offsets[t], offsets[t + 1]):
+                observed[bins[p]] = True
+            for j in range(n_bins):
+                if not observed[j]:
+                    new_value[j] = -np.inf
+            for p in range(offsets[t], offsets[t + 1]):
+                observed[bins[p]] = False
+            voiced_dense = False
+        else:
+            n_dense += 1
+            for p in range(offsets[t], offsets[t + 1]):
+                lpv[bins[p]] = log_obs[p]
             for j in range(n_bins):
                 best[j] = -np.inf
                 arg[j] = 0
             for s in range(2):
                 row = padded[s]
                 for o in range(width):
-                    lt = band[s, d, o]
-                    base = s * n_bins + o - half_width
+                    lt = band[s, 0, o]
+                    base = s * n_bins + o - hw
                     for j in range(n_bins):
                         c = row[j + o] + lt[j]
                         if c > best[j]:
                             best[j] = c
                             arg[j] = base + j
             for j in range(n_bins):
-                if abs(g_pitch - j) > half_width:
+                if abs(g_pitch - j) > hw:
                     if g_val > best[j] or (g_val == best[j] and g_arg < arg[j]):
                         best[j] = g_val
                         arg[j] = g_arg
-                new_value[d * n_bins + j] = lp[d * n_bins + j] + best[j]
-                ptr[t, d * n_bins + j] = arg[j]
+                new_value[j] = lpv[j] + best[j]
+                ptr[t, j] = arg[j]
+            for p in range(offsets[t], offsets[t + 1]):
+                lpv[bins[p]] = log_eps
+            voiced_dense = True
         for k in range(n_states):
             value[k] = new_value[k]
     states = np.empty(n_frames, dtype=np.int64)
@@ -293,7 +397,7 @@ def _viterbi_banded(offsets, bins, log_obs, log_unvoiced, log_eps, log_init, ban
     states[n_frames - 1] = last
     for t in range(n_frames - 2, -1, -1):
         states[t] = ptr[t + 1, states[t + 1]]
-    return states
+    return states, n_dense
 
 
 # ------------------------------------------------------------------------- tables (per call)
@@ -512,7 +616,7 @@ def _pyin_channel(
     max_semitones_per_frame = round(max_transition_rate * 12 * hop_length / sr)
     transition_width = max_semitones_per_frame * n_bins_per_semitone + 1
     band, half_width, log_eps = _transition_band(n_bins, transition_width, float(switch_prob))
-    states = _viterbi_banded(offsets, obs_bins, log_obs, log_unvoiced, log_eps, log_init, band, half_width, n_bins)
+    states, _ = _viterbi_banded(offsets, obs_bins, log_obs, log_unvoiced, log_eps, log_init, band, half_width, n_bins)
 
     freqs = fmin * 2 ** (np.arange(n_bins) / (12 * n_bins_per_semitone))
     f0 = freqs[states % n_bins]
