@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from raympa import constants as C
-from raympa.audio import AudioError
+from raympa.audio import AudioError, check_file
 from raympa.config import ExtractConfig
 
 log = logging.getLogger(__name__)
@@ -215,12 +215,7 @@ def read_pitchtrack(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         AudioError: missing, empty, no data lines, or times going backwards.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"missing file: {path}")
-    if not path.is_file():
-        raise AudioError(f"not a file: {path}")
-    if path.stat().st_size == 0:
-        raise AudioError("empty file (0 bytes)")
+    check_file(path)
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
