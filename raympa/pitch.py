@@ -602,6 +602,9 @@ def _pyin_channel(
     # candidate pitch bins, with librosa's arithmetic (numpy, not numba, for identical rounding)
     n_bins_per_semitone = int(np.ceil(1.0 / resolution))
     n_bins = int(np.floor(12 * n_bins_per_semitone * np.log2(fmax / fmin))) + 1
+    if 2 * n_bins > np.iinfo(np.uint16).max:  # librosa's uint16 back-pointers would wrap silently
+        raise ValueError(f"{2 * n_bins} pitch states (fmin={fmin}, fmax={fmax}, resolution={resolution}); "
+                         "at most 65535: raise resolution or narrow fmin..fmax")
     f0_candidates = sr / period
     bin_index = 12 * n_bins_per_semitone * np.log2(f0_candidates / fmin)
     bin_index = np.clip(np.round(bin_index), 0, n_bins).astype(np.int64)

@@ -240,3 +240,8 @@ def test_matches_librosa_on_longer_real_recordings(shared_audio, name):
     y, sr = librosa.load(shared_audio / name, sr=None)
     _assert_matches(y, sr=sr, fmin=C.FMIN, fmax=C.FMAX, frame_length=C.FRAME_LENGTH, hop_length=C.HOP_LENGTH)
     _assert_matches(y, sr=sr, fmin=65.41, fmax=2093.0, frame_length=2048, hop_length=C.HOP_LENGTH)
+
+
+def test_too_many_pitch_states_raises():
+    with pytest.raises(ValueError, match="pitch states"):
+        pitch.pyin(np.zeros(4096, dtype=np.float32), sr=SR, fmin=100.0, fmax=2000.0, resolution=0.0005)
