@@ -768,6 +768,47 @@ def study_location(args: Any, name: str) -> tuple[Path, str | None]:
     return Path(base).expanduser().resolve() / name, None
 
 
+def run_script_study(
+    args: Any,
+    *,
+    name: str,
+    doc: str,
+    script: str,
+    argv: Sequence[str] | None,
+    data: "ContourSet",
+    info: dict[str, Any],
+    search: SearchSpace | None = None,
+    param_space: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> Path:
+    """The common tail of ``studies/*.py``: settings from the flags, run, print the folder.
+
+    Args:
+        args: the script's parsed flags (``add_study_args``).
+        name: study name; doc: the script's docstring (its "Question:" paragraph is the question).
+        script: the script's path as the user runs it, for the command line in study.json.
+        argv: the script's ``main(argv)`` argument (None = sys.argv).
+        data, info: from :func:`load_study_data`.
+        search / param_space: as :func:`run_study`.
+        **settings: further :class:`StudySettings` fields (num_samples, repeats, asha ...).
+    """
+    study_settings = StudySettings(
+        name=name,
+        question=" ".join(doc.split("\n\n")[1].split()).removeprefix("Question: "),
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures,
+        **settings,
+    )
+    study_dir, storage = study_location(args, name)
+    out = run_study(study_settings, data, study_dir=study_dir, search=search, param_space=param_space,
+                    storage_path=storage, resume=args.resume, overwrite=args.overwrite, data_info=info,
+                    argv=[script, *(sys.argv[1:] if argv is None else argv)])
+    print(f"study folder: {out}")
+    return out
+
+
 def demo_data(
     data_dir: str | os.PathLike,
     *,

@@ -36,7 +36,7 @@ from raympa import study
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    study.add_study_args(p, name="margin_sweep", num_samples=16, demo_n=120, epochs=150, encoder_epochs=75)
+    study.add_study_args(p, name="margin_sweep", num_samples=16, demo_n=240, epochs=150, encoder_epochs=75)
     p.add_argument("--repeats", type=int, default=2, help="seeds per configuration (default %(default)s; paper: 5)")
     p.add_argument("--criterion", default="note_accuracy", help="rated criterion (default %(default)s)")
     p.add_argument("--band", default="middleschool", help="band, or 'all' (default %(default)s)")
@@ -70,24 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         patience=75,  # paper
         chunks_per_recording=args.chunks_per_recording,
     )
-    settings = study.StudySettings(
-        name=name,
-        question=" ".join(__doc__.split("\n\n")[1].split()).removeprefix("Question: "),
+    study.run_script_study(
+        args, name=name, doc=__doc__, script="studies/margin_sweep.py", argv=argv, data=data, info=info,
+        search=space,
         num_samples=args.num_samples,
         repeats=args.repeats,
         asha=args.asha,
         asha_grace=max(1, args.encoder_epochs + min(10, args.epochs)),  # past the two-step encoder stage
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures,
         sampler_seed=args.seed,
     )
-    study_dir, storage = study.study_location(args, name)
-    out = study.run_study(settings, data, study_dir=study_dir, search=space, storage_path=storage,
-                          resume=args.resume, overwrite=args.overwrite, data_info=info,
-                          argv=["studies/margin_sweep.py", *(sys.argv[1:] if argv is None else argv)])
-    print(f"study folder: {out}")
     return 0
 
 

@@ -69,19 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         patience=args.patience,
         chunks_per_recording=args.chunks_per_recording,
     )
-    settings = study.StudySettings(
-        name=name,
-        question=" ".join(__doc__.split("\n\n")[1].split()).removeprefix("Question: "),
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures,
-    )
-    study_dir, storage = study.study_location(args, name)
-    out = study.run_study(settings, data, study_dir=study_dir, param_space=space, storage_path=storage,
-                          resume=args.resume, overwrite=args.overwrite, data_info=info,
-                          argv=["studies/paper_replication.py", *(sys.argv[1:] if argv is None else argv)])
-    print(f"study folder: {out}")
+    study.run_script_study(args, name=name, doc=__doc__, script="studies/paper_replication.py", argv=argv,
+                           data=data, info=info, param_space=space)
     return 0
 
 
