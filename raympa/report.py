@@ -472,9 +472,10 @@ def write_report(
 </head><body>
 <h1>raympa report: {title}</h1>
 {f"<p><strong>Question:</strong> {html.escape(str(question))}</p>" if question else ""}
-<nav>{"".join(nav)}</nav>
-<section id="study"><h2>Study</h2>{_notes_html(a.notes["study"])}{_meta_html(a, argv)}</section>
+<nav>{"".join(nav)}<a href="#study">Study: command, versions, data</a></nav>
+{_notes_html(a.notes["study"])}
 {"".join(parts)}
+<section id="study"><h2>Study: command, versions, data</h2>{_meta_html(a, argv)}</section>
 </body></html>
 """
     path = out / "report.html"
