@@ -11,11 +11,11 @@ each configuration runs with ``--repeats`` seeds (Ray's Repeater; the searcher s
 ``--asha`` stops poor trials early. Results: ``results/margin_sweep/`` (trials.csv, study.json,
 latents/, optuna.journal for optuna-dashboard, report/ when the report module is present).
 
-Default run (no arguments, 2 CPU cores, from cold, about 4-5 minutes; budget 10): builds a
-120-audition demo under data/ (about 1.5 min to render and extract), then 16 configurations x 2
-seeds with 150 epochs (two-step: 75 encoder + 150 head; paper: 150 + 300), two trials at a time,
-reusing trial processes. Measured on a busy 2-core machine: 1.6 min for the demo data from cold,
-2.5 min for the 32 trials.
+Default run (no arguments, 2 CPU cores, from cold; budget 10 minutes): builds a 240-audition
+middle-school demo under data/ (the data issue's learnable size), then 16 configurations x 2 seeds
+with 150 epochs (two-step: 75 encoder + 150 head; paper: 150 + 300), two trials at a time,
+reusing trial processes, and writes the report. Measured on 2026-11-24 on a quiet 2-core machine:
+3 min 49 s in all, of which about 70 s for the demo data (results/README.md).
 ``--smoke-test``: 24 short demo auditions, 2 configurations x 1 seed x 3 epochs (about a minute).
 On a cluster: ``--address auto --storage-path /mnt/shared/results --data-dir /mnt/shared/data
 --gpus-per-trial 0.25`` (see docs/study.md).
