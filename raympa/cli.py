@@ -132,7 +132,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="score new recordings with a trained checkpoint")
-    p.add_argument("--checkpoint", required=True, nargs="+", help="checkpoint.pt file(s); one per criterion")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="checkpoint.pt of a trained model; repeat the flag for several criteria")
     p.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
     p.add_argument("--out", default=None, help="write predictions to this CSV instead of printing")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default %(default)s)")
