@@ -11,8 +11,8 @@ searcher), with the paper's settings: SGD, lr 0.005 (two-step encoder 0.1), 300 
 (raympa.config.TrainConfig defaults). ``--models``, ``--criteria``, ``--bands``, ``--seeds`` and
 ``--epochs`` shrink it. Results: ``results/paper_replication/``.
 
-Default run: 240 demo auditions per band; the 90 trials take on the order of an hour on 2 CPU
-cores (fewer with --epochs, or on a cluster with --gpus-per-trial 0.25). ``--smoke-test``: 3
+Default run: 240 demo auditions per band; the 90 trials took 17 min on 2 CPU
+cores on 2026-11-24, data included (less with --epochs, or on a cluster with --gpus-per-trial 0.25). ``--smoke-test``: 3
 models x 1 criterion x 1 band x 1 seed, 3 epochs, on 24 short demo auditions (about a minute).
 
     python studies/paper_replication.py --smoke-test
