@@ -802,9 +802,12 @@ def run_script_study(
         **settings,
     )
     study_dir, storage = study_location(args, name)
-    out = run_study(study_settings, data, study_dir=study_dir, search=search, param_space=param_space,
-                    storage_path=storage, resume=args.resume, overwrite=args.overwrite, data_info=info,
-                    argv=[script, *(sys.argv[1:] if argv is None else argv)])
+    try:
+        out = run_study(study_settings, data, study_dir=study_dir, search=search, param_space=param_space,
+                        storage_path=storage, resume=args.resume, overwrite=args.overwrite, data_info=info,
+                        argv=[script, *(sys.argv[1:] if argv is None else argv)])
+    except FileExistsError as exc:  # an earlier study is never replaced silently
+        raise SystemExit(f"{Path(script).name}: {exc}") from None
     print(f"study folder: {out}")
     return out
 
