@@ -26,6 +26,8 @@ MIDI_RANGE_CODE = 72.0
 
 # The three criteria the paper predicts (tone quality is ignored there, section 4.1).
 CRITERIA = ("musicality", "note_accuracy", "rhythm_accuracy")
+# Every rating column a table may carry: the paper's criteria plus FBA's tone quality (kept, never trained).
+RATED_COLUMNS = (*CRITERIA, "tone_quality")
 BANDS = ("middleschool", "symphonicband", "concertband")
 STUDY_BANDS = ("middleschool", "symphonicband")  # the paper leaves out concertband
 INSTRUMENTS = ("Alto Saxophone", "Bb Clarinet", "Flute")
@@ -52,3 +54,13 @@ RATINGS_COLUMNS = (
     "pitchtrack_path",
     "split",
 )
+
+# Model names (the one place they are spelled out), with their display labels.
+# pcconvnet: Pati et al. 2018; contrastive (two-step) and contrastive-jl (joint): Seshadri & Lerch 2021.
+MODEL_LABELS = {
+    "pcconvnet": "PCConvNet",
+    "contrastive": "ContrastiveCNN",
+    "contrastive-jl": "ContrastiveCNN-JL",
+}
+MODELS = tuple(MODEL_LABELS)
+BASELINE_MODEL = "pcconvnet"

@@ -1,0 +1,67 @@
+"""`raympa extract` and `raympa import-pitchtracks`: pitch contours on Ray Data."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _add_extraction_params(p: argparse.ArgumentParser) -> None:
+    from raympa.config import ExtractConfig
+
+    d = ExtractConfig()
+    p.add_argument("--sample-rate", type=int, default=d.sample_rate, help="Hz (default %(default)s, paper)")
+    p.add_argument("--frame-length", type=int, default=d.frame_length, help="samples (default %(default)s, paper)")
+    p.add_argument("--hop-length", type=int, default=d.hop_length, help="samples (default %(default)s, paper)")
+    p.add_argument("--fmin", type=float, default=d.fmin, help="Hz (default %(default)s)")
+    p.add_argument("--fmax", type=float, default=d.fmax, help="Hz (default %(default)s)")
+    p.add_argument("--resolution", type=float, default=d.resolution, help="semitones per pYIN pitch bin (default %(default)s, librosa)")
+
+
+def _add_run_params(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (gets contours.parquet and errors.csv)")
+    p.add_argument("--cache-dir", default=None, help="contour cache (default $RAYMPA_CACHE or ~/.cache/raympa)")
+    p.add_argument("--address", default=None, help="Ray cluster address ('auto' to join a running cluster)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the contour cache")
+    p.add_argument("--num-workers", type=int, default=None, help="at most this many parallel tasks (default: one per CPU)")
+    p.add_argument("--rows-per-task", type=int, default=None, help="inputs per Ray task (default: 1 for small runs, up to 8)")
+
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="pYIN pitch contours from audio files, in parallel on Ray Data")
+    p.set_defaults(handler=run_extract)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("dir", nargs="?", help="folder of audio files (wav, flac, ogg, mp3; recursive)")
+    src.add_argument("--table", help="CSV or parquet with recording_id, audio_path [, segment_start, segment_duration]")
+    _add_run_params(p)
+    _add_extraction_params(p)
+    p.add_argument("--backend", choices=("fast", "librosa"), default="fast",
+                   help="pYIN implementation: fast (raympa.pitch, default) or librosa (reference)")
+
+
+def _add_import_pitchtracks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-pitchtracks", help="import precomputed FBA pitch tracks (time_sec,f0_hz)")
+    p.set_defaults(handler=run_import_pitchtracks)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("dir", nargs="?", help="folder of *_pyin_pitchtrack.txt files (recursive)")
+    src.add_argument("--table", help="CSV or parquet with recording_id, pitchtrack_path [, segment columns]")
+    _add_run_params(p)
+    p.add_argument("--sample-rate", type=int, default=44_100, help="Hz of the target grid (default %(default)s)")
+    p.add_argument("--hop-length", type=int, default=256, help="samples of the target grid (default %(default)s)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's subcommands."""
+    _add_extract(sub)
+    _add_import_pitchtracks(sub)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from raympa.contours import cli_extract
+
+    return int(cli_extract(args) or 0)
+
+
+def run_import_pitchtracks(args: argparse.Namespace) -> int:
+    from raympa.contours import cli_import_pitchtracks
+
+    return int(cli_import_pitchtracks(args) or 0)
