@@ -1,0 +1,158 @@
+"""The study folder: its file names and result columns, for writing and for reading.
+
+A study (:mod:`raympa.study`) writes one folder; the analysis and the report read it. This
+module is the one owner of that contract::
+
+    <study>/study.json          what ran: question, command, versions, data, search space, metric
+    <study>/trials.csv          one row per trial: config, status, RESULT_COLUMNS, paths relative
+                                to the study folder
+    <study>/latents/<id>.npz    test-set latents of each finished trial
+    <study>/optuna.journal      the Optuna study (``optuna-dashboard <study>/optuna.journal``)
+    <study>/tune/               Ray Tune's experiment (result.json, progress.csv, checkpoints)
+    <study>/report/             the HTML report
+
+Paths stored inside the folder are relative to it, so a folder can be moved or committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STUDY_JSON = "study.json"
+TRIALS_CSV = "trials.csv"
+LATENTS_DIR = "latents"
+OPTUNA_JOURNAL = "optuna.journal"
+TUNE_DIR = "tune"
+REPORT_DIR = "report"
+SUMMARY_ITEMS = (STUDY_JSON, TRIALS_CSV, OPTUNA_JOURNAL, LATENTS_DIR)  # what goes next to Tune's remote folder
+
+METRIC = "val_r2_full"  # the selection metric (validation R² of full-length recordings)
+MODE = "max"
+RESULT_COLUMNS = ("val_r2_full", "test_r2_full", "test_r2_chunk", "val_r2_chunk", "epochs_run", "best_epoch")
+FINISHED = "TERMINATED"  # trials.csv status of a trial that ran to its end
+FAILED = "ERROR"
+PACKAGES = ("raympa", "ray", "torch", "optuna", "numpy", "pandas")  # versions recorded in study.json
+
+
+def study_json_path(study_dir: str | os.PathLike) -> Path:
+    return Path(study_dir) / STUDY_JSON
+
+
+def trials_path(study_dir: str | os.PathLike) -> Path:
+    return Path(study_dir) / TRIALS_CSV
+
+
+def latents_dir(study_dir: str | os.PathLike) -> Path:
+    return Path(study_dir) / LATENTS_DIR
+
+
+def latents_path(study_dir: str | os.PathLike, trial_id: str) -> Path:
+    """``<study>/latents/<trial_id>.npz``."""
+    return latents_dir(study_dir) / f"{trial_id}.npz"
+
+
+def journal_path(study_dir: str | os.PathLike) -> Path:
+    return Path(study_dir) / OPTUNA_JOURNAL
+
+
+def tune_path(storage: str | os.PathLike) -> str:
+    """Tune's experiment folder under a storage path (a local folder or ``s3://...``)."""
+    return f"{str(storage).rstrip('/')}/{TUNE_DIR}"
+
+
+def report_dir(study_dir: str | os.PathLike) -> Path:
+    return Path(study_dir) / REPORT_DIR
+
+
+def write_study_json(study_dir: str | os.PathLike, meta: Mapping[str, Any]) -> Path:
+    """Write ``study.json`` atomically (a reader never sees half a file)."""
+    path = study_json_path(study_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dict(meta), indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+def read_study_json(study_dir: str | os.PathLike) -> dict[str, Any]:
+    """``study.json`` as a dict.
+
+    Raises:
+        FileNotFoundError: no ``study.json`` in the folder.
+        ValueError: the file is not valid JSON (``json.JSONDecodeError``).
+    """
+    return json.loads(study_json_path(study_dir).read_text())
+
+
+def write_trials(study_dir: str | os.PathLike, trials: "pd.DataFrame") -> Path:
+    """Write ``trials.csv`` (rows sorted by ``trial_id`` when there are any)."""
+    if len(trials) and "trial_id" in trials.columns:
+        trials = trials.sort_values("trial_id").reset_index(drop=True)
+    path = trials_path(study_dir)
+    trials.to_csv(path, index=False)
+    return path
+
+
+def read_trials(study_dir: str | os.PathLike) -> "pd.DataFrame":
+    """``trials.csv`` with ``trial_id`` read as text.
+
+    Raises:
+        FileNotFoundError: no ``trials.csv`` in the folder.
+    """
+    import pandas as pd
+
+    path = trials_path(study_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; is {Path(study_dir)} a study folder written by raympa.study?")
+    return pd.read_csv(path, dtype={"trial_id": str})
+
+
+def relative_to(study_dir: str | os.PathLike, path: str | os.PathLike) -> str:
+    """``path`` relative to the study folder (POSIX separators); URIs and outside paths as given."""
+    text = str(path)
+    if "://" in text:
+        return text
+    try:
+        return Path(os.path.relpath(Path(text).resolve(), Path(study_dir).resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return text
+
+
+def resolve(study_dir: str | os.PathLike, path: str | os.PathLike) -> str:
+    """The inverse of :func:`relative_to`: a stored path made usable from anywhere."""
+    text = str(path)
+    if "://" in text or Path(text).is_absolute():
+        return text
+    return str(Path(study_dir) / text)
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python scalar it holds; anything else unchanged."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    return value
+
+
+def versions(packages: tuple[str, ...] = PACKAGES, *, missing: str | None = None) -> dict[str, str]:
+    """Python's and the installed packages' versions (provenance for study.json and the report).
+
+    Args:
+        packages: distribution names to look up.
+        missing: the value recorded for a package that is not installed (None = leave it out).
+    """
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            if missing is not None:
+                out[pkg] = missing
+    return out
