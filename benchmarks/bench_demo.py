@@ -4,7 +4,7 @@ Times :func:`raympa.demo.make_demo` end to end (planning, judge calibration, syn
 writing) for N auditions of D seconds with 1 and with 2 worker processes, after a warm-up call
 that compiles (or loads from numba's on-disk cache) the synthesis kernel. Reports medians over
 repeats, audio-seconds rendered per wall-second, the ratio of 2 workers to 1, and the time it
-implies for the issue's target of 200 auditions of 30 s. Writes ``benchmarks/results/demo.md``.
+implies for 200 auditions of 30 s. Writes ``benchmarks/results/demo.md``.
 
     python benchmarks/bench_demo.py                  # 200 auditions of 30 s, 3 repeats
     python benchmarks/bench_demo.py --smoke-test     # seconds; checks the script works

@@ -1,8 +1,8 @@
 """The real FBA layout (MIG-FbaData annotations, private audio, lab pitch tracks) -> ratings table.
 
-Reads a checkout of the public MIG-FbaData annotation repository (GPL-3.0) as described in
-DESIGN.md section 3 and writes one row per audition in the ratings-table format
-(docs/architecture.md; columns ``constants.RATINGS_COLUMNS`` plus ``note`` and ``usable``):
+Reads a checkout of the public MIG-FbaData annotation repository (GPL-3.0,
+github.com/GTCMT/MIG-FbaData; its README describes the layout) and writes one row per audition in
+the ratings-table format (docs/data.md; columns ``constants.RATINGS_COLUMNS`` plus ``note`` and ``usable``):
 
 * ratings come from ``normalized_student_scores.csv`` (already in [0, 1]; -1 = missing) in every
   year: ``<segment>_musicality_tempo_style``, ``_note_accuracy``, ``_rhythmic_accuracy``,
@@ -27,9 +27,7 @@ the reasons in ``note``. Nothing is dropped silently.
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +52,7 @@ CSV_CRITERIA = {
     "tone_quality": "tone_quality",
 }
 
-# Students the original code excludes (pseshadri9/contrastive-music-performance-assessment,
-# as listed in DESIGN.md section 3).
+# Students the original code excludes (pseshadri9/contrastive-music-performance-assessment).
 BAD_IDS = {
     "middleschool": frozenset({29429, 32951, 42996, 43261, 44627, 56948, 39299, 39421, 41333, 42462,
                                43811, 44319, 61218, 29266, 33163}),
@@ -76,7 +73,7 @@ REASONS = (
 
 @dataclass(frozen=True)
 class IndexOptions:
-    """What ``build_index`` selects (defaults: the paper's study, DESIGN.md section 3)."""
+    """What ``build_index`` selects (defaults: the paper's study, Seshadri & Lerch 2021, section 4.1)."""
 
     years: tuple[int, ...] = (2013, 2014, 2015, 2016, 2017, 2018)  # paper: FBA 2013-2018
     bands: tuple[str, ...] = C.STUDY_BANDS  # paper leaves out concertband
@@ -192,6 +189,149 @@ def read_scores(annotations: str | Path, segment: str) -> pd.DataFrame:
     return df
 
 
+@dataclass(frozen=True)
+class _Sources:
+    """Where audio and pitch tracks are looked up (see :func:`build_index`)."""
+
+    audio_root: Path | None = None
+    audio_table: dict[str, str] | None = None  # recording or student id -> audio path
+    audio_finder: _FileFinder | None = None
+    pitchtracks: Path | None = None
+    track_finder: _FileFinder | None = None
+
+    @classmethod
+    def open(cls, audio: str | Path | None, pitchtracks: str | Path | None) -> "_Sources":
+        audio_root = Path(audio) if audio is not None else None
+        audio_table, audio_finder = None, None
+        if audio_root is not None:
+            if audio_root.is_file():
+                audio_table = _read_audio_table(audio_root)
+            elif audio_root.is_dir():
+                audio_finder = _FileFinder(audio_root, C.AUDIO_EXTENSIONS, "*.*")
+            else:
+                raise FileNotFoundError(f"audio root {audio_root} does not exist")
+        track_root, track_finder = None, None
+        if pitchtracks is not None:
+            track_root = Path(pitchtracks)
+            if not track_root.is_dir():
+                raise FileNotFoundError(f"pitch-track root {pitchtracks} does not exist")
+            track_finder = _FileFinder(track_root, ("_pyin_pitchtrack.txt",), "*_pyin_pitchtrack.txt")
+        return cls(audio_root, audio_table, audio_finder, track_root, track_finder)
+
+    def audio(self, rid: str, year: int, band: str, sid: str, notes: list[str]) -> str:
+        """The audio path of one audition ("" with a note when there is none)."""
+        if self.audio_table is not None:
+            path = self.audio_table.get(rid) or self.audio_table.get(sid) or ""
+            if path and Path(path).is_file():
+                return path
+            notes.append(f"no audio for this student in {self.audio_root}" if not path
+                         else f"audio file {path} does not exist")
+            return ""
+        if self.audio_root is None or self.audio_finder is None:
+            return ""
+        found = [p for p in audio_candidates(self.audio_root, year, band, sid) if p.is_file()]
+        if not found:
+            found = self.audio_finder.scan(sid)
+            if len(found) > 1:
+                notes.append(f"{len(found)} audio files named {sid}.*; took {found[0]}")
+        if found:
+            return str(found[0].resolve())
+        notes.append(f"no audio file {sid}.* under {self.audio_root}")
+        return ""
+
+    def pitchtrack(self, sid: str, notes: list[str]) -> str:
+        """The pitch-track path of one student ("" with a note when there is none)."""
+        if self.track_finder is None:
+            return ""
+        found = self.track_finder.scan(sid)
+        if found:
+            return str(found[0].resolve())
+        notes.append(f"no {sid}_pyin_pitchtrack.txt under {self.pitchtracks}")
+        return ""
+
+
+def _ratings_of(rec, segment: str, row: dict, reasons: list[str], notes: list[str]) -> None:
+    """Fill ``row``'s rating columns from a scores-CSV record (-1 or out of range -> NaN)."""
+    for crit, suffix in CSV_CRITERIA.items():
+        v = float(getattr(rec, f"{segment}_{suffix}"))
+        row[crit] = np.nan if (np.isnan(v) or v == -1) else v
+        if crit in C.CRITERIA:
+            if np.isnan(v) or v == -1:
+                reasons.append("missing_rating")
+            elif not 0.0 <= v <= 1.0:
+                reasons.append("rating_out_of_range")
+                notes.append(f"{crit}={v} outside [0, 1]")
+        if not np.isnan(row[crit]) and not 0.0 <= row[crit] <= 1.0:
+            row[crit] = np.nan
+
+
+def _segment_of(folder: Path, sid: str, segment: str, row: dict, reasons: list[str], notes: list[str]) -> None:
+    """Fill ``row``'s segment columns from ``<id>_segment.txt`` (or record why it cannot)."""
+    seg_row = SEGMENT_ROWS[segment]
+    seg_file = folder / f"{sid}_segment.txt"
+    row["segment_start"] = row["segment_duration"] = np.nan
+    if not folder.is_dir():
+        reasons.append("no_annotation_folder")
+        return
+    if not seg_file.is_file():
+        reasons.append("no_segment_file")
+        return
+    try:
+        seg = read_segment_file(seg_file)
+        if len(seg) <= seg_row:
+            raise ValueError(f"{seg_file.name} has {len(seg)} segment rows; {segment} is row {seg_row + 1}")
+        start, dur = seg[seg_row]
+        if not (dur > 0 and start >= 0):
+            raise ValueError(f"{segment} segment start {start} s, duration {dur} s")
+        row["segment_start"], row["segment_duration"] = float(start), float(dur)
+    except ValueError as err:
+        reasons.append("bad_segment")
+        notes.append(str(err))
+
+
+def _index_row(rec, root: Path, options: IndexOptions, sources: _Sources) -> dict:
+    """One ratings-table row (with ``usable``, ``reason``, ``note``) from a scores-CSV record."""
+    sid, year, band = str(rec.student_id), int(rec.year), str(rec.band)
+    rid = f"{year}/{band}/{sid}"
+    row = {"recording_id": rid, "student_id": sid, "year": year, "band": band, "instrument": rec.instrument}
+    reasons: list[str] = []
+    notes: list[str] = []
+    _ratings_of(rec, options.segment, row, reasons, notes)
+    reasons = list(dict.fromkeys(reasons))  # one entry per reason, in order
+    _segment_of(root / f"FBA{year}" / band / "assessments" / sid, sid, options.segment, row, reasons, notes)
+    if band in BAD_IDS and sid.isdigit() and int(sid) in BAD_IDS[band]:
+        reasons.append("bad_id")
+    row["audio_path"] = sources.audio(rid, year, band, sid, notes)
+    row["pitchtrack_path"] = sources.pitchtrack(sid, notes)
+    row["usable"] = not reasons
+    row["reason"] = reasons[0] if reasons else ""
+    row["note"] = "; ".join(reasons + notes)
+    return row
+
+
+def _select(root: Path, options: IndexOptions) -> pd.DataFrame:
+    """The scores-CSV rows of the selected years, bands and instruments (checks the layout)."""
+    if options.segment not in SEGMENT_ROWS:
+        raise ValueError(f"segment {options.segment!r}; choose one of {sorted(SEGMENT_ROWS)}")
+    unknown_bands = sorted(set(options.bands) - set(C.BANDS))
+    if unknown_bands:
+        raise ValueError(f"bands {unknown_bands}; choose from {list(C.BANDS)}")
+    scores = read_scores(root, options.segment)
+    year_dirs = sorted(p.name for p in root.glob("FBA[0-9][0-9][0-9][0-9]") if p.is_dir())
+    if not year_dirs:
+        raise FileNotFoundError(f"{root} holds no FBA<year> folders: is it a MIG-FbaData checkout?")
+    unknown_inst = sorted(set(options.instruments) - set(scores["instrument"].dropna().unique()))
+    if unknown_inst:
+        warnings.warn(f"instruments {unknown_inst} do not occur in the scores CSV", stacklevel=3)
+    sel = scores[scores["year"].isin(options.years) & scores["band"].isin(options.bands)
+                 & scores["instrument"].isin(options.instruments)].copy()
+    absent = sorted({int(y) for y in sel["year"]} - {int(d[3:]) for d in year_dirs})
+    if absent:
+        warnings.warn(f"{root} has no FBA<year> folder for {absent}: those rows count as "
+                      "no_annotation_folder", stacklevel=3)
+    return sel
+
+
 def build_index(
     annotations: str | Path,
     *,
@@ -211,115 +351,10 @@ def build_index(
         ``(index, counts)``: the ratings table (``constants.RATINGS_COLUMNS`` + ``note``,
         ``usable``), and a per-band table of how many rows each step removed.
     """
-    if options.segment not in SEGMENT_ROWS:
-        raise ValueError(f"segment {options.segment!r}; choose one of {sorted(SEGMENT_ROWS)}")
-    unknown_bands = sorted(set(options.bands) - set(C.BANDS))
-    if unknown_bands:
-        raise ValueError(f"bands {unknown_bands}; choose from {list(C.BANDS)}")
     root = Path(annotations)
-    scores = read_scores(root, options.segment)
-    year_dirs = sorted(p.name for p in root.glob("FBA[0-9][0-9][0-9][0-9]") if p.is_dir())
-    if not year_dirs:
-        raise FileNotFoundError(f"{root} holds no FBA<year> folders: is it a MIG-FbaData checkout?")
-    unknown_inst = sorted(set(options.instruments) - set(scores["instrument"].dropna().unique()))
-    if unknown_inst:
-        warnings.warn(f"instruments {unknown_inst} do not occur in the scores CSV", stacklevel=2)
-
-    sel = scores[scores["year"].isin(options.years) & scores["band"].isin(options.bands)
-                 & scores["instrument"].isin(options.instruments)].copy()
-    absent = sorted({int(y) for y in sel["year"]} - {int(d[3:]) for d in year_dirs})
-    if absent:
-        warnings.warn(f"{root} has no FBA<year> folder for {absent}: those rows count as "
-                      "no_annotation_folder", stacklevel=2)
-    seg_row = SEGMENT_ROWS[options.segment]
-    audio_root = Path(audio) if audio is not None else None
-    audio_table: dict[str, str] | None = None
-    audio_finder = None
-    if audio_root is not None:
-        if audio_root.is_file():
-            audio_table = _read_audio_table(audio_root)
-        elif audio_root.is_dir():
-            audio_finder = _FileFinder(audio_root, C.AUDIO_EXTENSIONS, "*.*")
-        else:
-            raise FileNotFoundError(f"audio root {audio_root} does not exist")
-    track_finder = None
-    if pitchtracks is not None:
-        if not Path(pitchtracks).is_dir():
-            raise FileNotFoundError(f"pitch-track root {pitchtracks} does not exist")
-        track_finder = _FileFinder(Path(pitchtracks), ("_pyin_pitchtrack.txt",), "*_pyin_pitchtrack.txt")
-
-    rows = []
-    for rec in sel.itertuples(index=False):
-        sid, year, band = str(rec.student_id), int(rec.year), str(rec.band)
-        rid = f"{year}/{band}/{sid}"
-        row = {"recording_id": rid, "student_id": sid, "year": year, "band": band,
-               "instrument": rec.instrument}
-        reasons: list[str] = []
-        notes: list[str] = []
-        for crit, suffix in CSV_CRITERIA.items():
-            v = float(getattr(rec, f"{options.segment}_{suffix}"))
-            row[crit] = np.nan if (np.isnan(v) or v == -1) else v
-            if crit in C.CRITERIA:
-                if np.isnan(v) or v == -1:
-                    reasons.append("missing_rating")
-                elif not 0.0 <= v <= 1.0:
-                    reasons.append("rating_out_of_range")
-                    notes.append(f"{crit}={v} outside [0, 1]")
-            if not np.isnan(row[crit]) and not 0.0 <= row[crit] <= 1.0:
-                row[crit] = np.nan
-        reasons = list(dict.fromkeys(reasons))  # one entry per reason, in order
-        folder = root / f"FBA{year}" / band / "assessments" / sid
-        seg_file = folder / f"{sid}_segment.txt"
-        row["segment_start"] = row["segment_duration"] = np.nan
-        if not folder.is_dir():
-            reasons.append("no_annotation_folder")
-        elif not seg_file.is_file():
-            reasons.append("no_segment_file")
-        else:
-            try:
-                seg = read_segment_file(seg_file)
-                if len(seg) <= seg_row:
-                    raise ValueError(f"{seg_file.name} has {len(seg)} segment rows; "
-                                     f"{options.segment} is row {seg_row + 1}")
-                start, dur = seg[seg_row]
-                if not (dur > 0 and start >= 0):
-                    raise ValueError(f"{options.segment} segment start {start} s, duration {dur} s")
-                row["segment_start"], row["segment_duration"] = float(start), float(dur)
-            except ValueError as err:
-                reasons.append("bad_segment")
-                notes.append(str(err))
-        if band in BAD_IDS and sid.isdigit() and int(sid) in BAD_IDS[band]:
-            reasons.append("bad_id")
-        row["audio_path"] = ""
-        if audio_table is not None:
-            path = audio_table.get(rid) or audio_table.get(sid) or ""
-            if path and Path(path).is_file():
-                row["audio_path"] = path
-            else:
-                notes.append(f"no audio for this student in {audio_root}" if not path
-                             else f"audio file {path} does not exist")
-        elif audio_root is not None:
-            found = [p for p in audio_candidates(audio_root, year, band, sid) if p.is_file()]
-            if not found:
-                found = audio_finder.scan(sid)
-                if len(found) > 1:
-                    notes.append(f"{len(found)} audio files named {sid}.*; took {found[0]}")
-            if found:
-                row["audio_path"] = str(found[0].resolve())
-            else:
-                notes.append(f"no audio file {sid}.* under {audio_root}")
-        row["pitchtrack_path"] = ""
-        if track_finder is not None:
-            found = track_finder.scan(sid)
-            if found:
-                row["pitchtrack_path"] = str(found[0].resolve())
-            else:
-                notes.append(f"no {sid}_pyin_pitchtrack.txt under {pitchtracks}")
-        row["usable"] = not reasons
-        row["reason"] = reasons[0] if reasons else ""
-        row["note"] = "; ".join(reasons + notes)
-        rows.append(row)
-
+    sel = _select(root, options)
+    sources = _Sources.open(audio, pitchtracks)
+    rows = [_index_row(rec, root, options, sources) for rec in sel.itertuples(index=False)]
     table = pd.DataFrame(rows, columns=[*C.RATINGS_COLUMNS, "usable", "reason", "note"])
     counts = _count_table(table, options, with_audio=audio is not None,
                           with_tracks=pitchtracks is not None)
@@ -361,27 +396,3 @@ def _count_table(table: pd.DataFrame, options: IndexOptions, *, with_audio: bool
     counts = pd.DataFrame(out)
     counts["total"] = counts.sum(axis=1)
     return counts
-
-
-def cli_fba_index(args: argparse.Namespace) -> int:
-    """``raympa fba-index``: write the index and print the removal counts."""
-    options = IndexOptions(
-        years=parse_years(args.years),
-        bands=tuple(b.strip() for b in args.bands.split(",") if b.strip()),
-        instruments=tuple(i.strip() for i in args.instruments.split(",") if i.strip()),
-        segment=args.segment,
-        split_seed=args.split_seed,
-        keep_unusable=args.keep_unusable,
-    )
-    try:
-        table, counts = build_index(args.annotations, audio=args.audio, pitchtracks=args.pitchtracks,
-                                    options=options)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"raympa fba-index: error: {err}", file=sys.stderr)
-        return 2
-    out = write_ratings(table, args.out)
-    print(counts.to_string())
-    usable = table[table["usable"]] if "usable" in table.columns else table
-    print(f"\nsplit (usable rows): {usable['split'].value_counts().reindex(list(C.SPLITS), fill_value=0).to_dict()}")
-    print(f"wrote {len(table)} rows to {out}")
-    return 0

@@ -28,9 +28,9 @@ import pandas as pd
 
 from raympa import constants as C
 
-RATING_COLUMNS = (*C.CRITERIA, "tone_quality")
+RATING_COLUMNS = C.RATED_COLUMNS  # kept for callers of the old name
 STRING_COLUMNS = ("recording_id", "student_id", "band", "instrument", "audio_path", "pitchtrack_path", "split")
-FLOAT_COLUMNS = (*RATING_COLUMNS, "segment_start", "segment_duration")
+FLOAT_COLUMNS = (*C.RATED_COLUMNS, "segment_start", "segment_duration")
 PATH_COLUMNS = ("audio_path", "pitchtrack_path")
 _BLOCK = 10  # groups per block of the systematic split: 8 train, 1 val, 1 test (paper: 8:1:1)
 
@@ -165,7 +165,7 @@ def validate_ratings(df: pd.DataFrame, *, source: str = "ratings table") -> pd.D
         if col not in out.columns:
             out[col] = np.nan
         out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")
-    for col in RATING_COLUMNS:
+    for col in C.RATED_COLUMNS:
         minus_one = np.isclose(out[col], -1.0)
         if minus_one.any():
             warnings.warn(f"{source}: {int(minus_one.sum())} '{col}' ratings are -1 (missing); read as NaN",

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from raympa import constants as C
-from raympa import demo, etudes
+from raympa import demo
+from raympa.demo import etudes
 from raympa.ratings import read_ratings
 
 
@@ -22,13 +23,13 @@ def test_each_deviation_lowers_its_rating(judge: demo.JudgeModel) -> None:
     """Raise one deviation with the others and the judge noise fixed: its criteria go down."""
     rng = np.random.default_rng(0)
     base = demo.sample_amounts(rng, 200, skill_loading=judge.skill_loading)
-    noise = rng.standard_normal((200, len(demo.RATED) + 1))
+    noise = rng.standard_normal((200, len(C.RATED_COLUMNS) + 1))
     lat0, rate0 = judge.latent(base, noise), judge.rate(base, noise)
     for name, dev in demo.DEVIATIONS.items():
         worse = base.copy()
         worse[name] = worse[name] + 0.5 * (dev.hi - dev.lo)
         lat1, rate1 = judge.latent(worse, noise), judge.rate(worse, noise)
-        for crit in demo.RATED:
+        for crit in C.RATED_COLUMNS:
             if name in demo.JUDGE_WEIGHTS[crit]:
                 assert (lat1[crit] < lat0[crit]).all(), (name, crit)
                 assert (rate1[crit] <= rate0[crit]).all(), (name, crit)
@@ -41,8 +42,8 @@ def test_each_deviation_lowers_its_rating(judge: demo.JudgeModel) -> None:
 def test_ratings_follow_fba_marginals_and_correlation(judge: demo.JudgeModel) -> None:
     rng = np.random.default_rng(1)
     amounts = demo.sample_amounts(rng, 4000, skill_loading=judge.skill_loading)
-    ratings = judge.rate(amounts, rng.standard_normal((4000, len(demo.RATED) + 1)))
-    for crit in demo.RATED:
+    ratings = judge.rate(amounts, rng.standard_normal((4000, len(C.RATED_COLUMNS) + 1)))
+    for crit in C.RATED_COLUMNS:
         counts = demo.FBA_MARGINALS["middleschool"][crit]
         assert set(ratings[crit].unique()) <= set(counts)
         vals = np.array(list(counts))

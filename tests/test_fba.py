@@ -135,7 +135,7 @@ def test_cli_writes_a_readable_index(fake_fba: Path, tmp_path: Path, capsys) -> 
 
 
 def test_counts_on_shared_fba(shared_fba: Path) -> None:
-    """The counts of issue 3 (DESIGN.md section 3) on the real annotations."""
+    """The counts on the real annotations (2,747 / 3,281 valid ratings, 2,616 / 3,036 usable)."""
     table, counts = fba.build_index(shared_fba, options=fba.IndexOptions(keep_unusable=True))
     for band, valid, with_seg, final in (("middleschool", 2747, 2621, 2616), ("symphonicband", 3281, 3045, 3036)):
         c = counts[band]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 
 def _add_fba_index(sub: argparse._SubParsersAction) -> None:
@@ -41,12 +43,52 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_fba_index(args: argparse.Namespace) -> int:
-    from raympa.fba import cli_fba_index
+    """``raympa fba-index``: write the index and print the removal counts."""
+    from raympa import constants as C
+    from raympa.fba import IndexOptions, build_index, parse_years
+    from raympa.ratings import write_ratings
 
-    return int(cli_fba_index(args) or 0)
+    try:
+        options = IndexOptions(
+            years=parse_years(args.years),
+            bands=_comma_list(args.bands),
+            instruments=_comma_list(args.instruments),
+            segment=args.segment,
+            split_seed=args.split_seed,
+            keep_unusable=args.keep_unusable,
+        )
+        table, counts = build_index(args.annotations, audio=args.audio, pitchtracks=args.pitchtracks,
+                                    options=options)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"raympa fba-index: error: {err}", file=sys.stderr)
+        return 2
+    out = write_ratings(table, args.out)
+    print(counts.to_string())
+    usable = table[table["usable"]] if "usable" in table.columns else table
+    print(f"\nsplit (usable rows): {usable['split'].value_counts().reindex(list(C.SPLITS), fill_value=0).to_dict()}")
+    print(f"wrote {len(table)} rows to {out}")
+    return 0
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
-    from raympa.demo import cli_demo_data
+    """``raympa demo-data``: render the simulated auditions and print a summary."""
+    from raympa import constants as C
+    from raympa.demo import make_demo
 
-    return int(cli_demo_data(args) or 0)
+    t0 = time.perf_counter()
+    try:
+        table = make_demo(args.out, n=args.n, seed=args.seed, band=args.band,
+                          fba_annotations=args.fba_annotations, split_seed=args.split_seed,
+                          duration_s=args.duration, jobs=args.jobs)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"raympa demo-data: error: {err}", file=sys.stderr)
+        return 2
+    dt = time.perf_counter() - t0
+    print(f"wrote {len(table)} auditions to {args.out} in {dt:.1f} s")
+    print(table[list(C.RATED_COLUMNS)].describe().loc[["mean", "std", "min", "max"]].round(3).to_string())
+    print(f"split: {table['split'].value_counts().reindex(list(C.SPLITS), fill_value=0).to_dict()}")
+    return 0
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())

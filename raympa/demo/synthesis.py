@@ -1,4 +1,4 @@
-"""A small harmonic synthesiser for simulated wind-instrument auditions (DESIGN.md section 4).
+"""A small harmonic synthesiser for simulated wind-instrument auditions.
 
 pYIN only needs a periodic signal with a plausible spectrum, so each note is a sum of harmonics
 with an instrument-specific static spectrum, an attack and release envelope, vibrato, an

@@ -1,16 +1,17 @@
 """Etudes for simulated auditions: generated etude-like melodies, or the real FBA etude MIDIs.
 
 An :class:`Etude` is the *score*: notes in concert-pitch MIDI numbers with onsets and durations
-in beats, a phrase index per note, and a nominal tempo. DESIGN.md section 4 asks for etude-like
-material (scales, arpeggios, stepwise lines, varied rhythms) generated from a seed, and for the
-real FBA etude MIDIs (``FBA2013..2015/middleschool/musicalscores/altosax/*.mid``, concert pitch
-F3-F5) when an annotation folder is given.
+in beats, a phrase index per note, and a nominal tempo. Etudes are generated from a seed out of
+etude-like material (scales, arpeggios, stepwise lines, varied rhythms), or read from the real FBA
+etude MIDIs (``FBA2013..2015/middleschool/musicalscores/altosax/*.mid`` in the MIG-FbaData
+annotation repository, concert pitch F3-F5) when an annotation folder is given.
 
 Instrument ranges (concert pitch, as constants.py): alto saxophone Db3-Ab5 (MIDI 49-80), Bb
 clarinet D3-Bb6 (50-94), flute C4-D7 (60-98). Middle-school etudes keep to a comfortable inner
 register; symphonic-band etudes use more of the range, faster tempi, sixteenths and chromatic
-runs, and last longer (DESIGN.md section 3: technical etudes last a median of about 30 s in middle
-school and about 48 s in symphonic band).
+runs, and last longer (technical etudes last a median of about 30 s in middle school and about
+48 s in symphonic band, counted in the MIG-FbaData segment files; Seshadri & Lerch 2021, section
+4.1: about 30 s and 50 s).
 """
 
 from __future__ import annotations

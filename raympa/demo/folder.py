@@ -1,0 +1,188 @@
+"""The demo folder: students, etudes, performances and judges put together and written to disk.
+
+Outputs of :func:`make_demo`: ``DIR/audio/<year>/<band>/<student_id>.wav``, ``DIR/ratings.csv``
+(the ratings-table format of docs/data.md; ``audio_path`` relative to DIR; no segment columns
+because each file is the etude), ``DIR/deviations.csv`` (recording_id, skill, intended and
+realised amounts), ``DIR/etudes.csv`` (the scores played) and ``DIR/demo.json`` (the generator's
+settings). Every audition has its own random stream, so the output is the same for any number of
+worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raympa import constants as C
+from raympa.demo.judge import DEVIATIONS, HALO, JUDGE_NOISE, JUDGE_WEIGHTS, calibrate_judge, sample_amounts
+from raympa.demo.performance import Audition, perform, render_audition
+
+DEMO_YEARS = (2013, 2014, 2015)  # one etude per year and instrument, like the FBA
+
+
+def _etudes(seed: int, band: str, annotations: str | Path | None, duration_s: float | None) -> dict:
+    """(year, instrument) -> Etude: the real FBA etude of that year (middle school, with
+    annotations) or a generated one, fitted to the instrument's register."""
+    from raympa.demo import etudes as E
+
+    real = E.fba_etude_midis(annotations) if (annotations is not None and band == "middleschool") else {}
+    target = duration_s if duration_s is not None else E.TARGET_SECONDS[band]
+    out = {}
+    for year in DEMO_YEARS:
+        for k, inst in enumerate(C.INSTRUMENTS):
+            lo, hi = E.REGISTERS[band][inst]
+            if year in real:
+                et = E.read_midi_etude(real[year], name=f"fba{year}_tech").fit_range(lo, hi)
+            else:
+                rng = np.random.default_rng([seed, year, k, 7])
+                et = E.generate_etude(rng, instrument=inst, level=band, name=f"gen{year}_{k}")
+            out[(year, inst)] = et.with_seconds(target)
+    return out
+
+
+def make_demo(
+    out: str | Path,
+    *,
+    n: int,
+    seed: int = 0,
+    band: str = "middleschool",
+    fba_annotations: str | Path | None = None,
+    split_seed: int = 0,
+    duration_s: float | None = None,
+    jobs: int | None = None,
+    render_audio: bool = True,
+) -> pd.DataFrame:
+    """Render ``n`` simulated auditions into ``out`` and return the ratings table.
+
+    Args:
+        out: output folder (created).
+        n: number of auditions (one per student).
+        seed: everything but the split depends on it only (not on ``jobs``).
+        band: ``middleschool`` (about 30 s etudes) or ``symphonicband`` (about 48 s, harder).
+        fba_annotations: MIG-FbaData checkout: real etude MIDIs (middle school) and the real
+            rating distribution and criterion correlation of ``band``.
+        split_seed: seed of the 8:1:1 split.
+        duration_s: nominal etude length override in seconds (tests, benchmarks).
+        jobs: worker processes for the synthesis (default: CPU count).
+        render_audio: False writes the tables only (no audio files).
+    """
+    from raympa.demo import etudes as E
+    from raympa.ratings import assign_splits, validate_ratings, write_ratings
+
+    if n < 1:
+        raise ValueError(f"n={n}; need at least one audition")
+    if band not in C.STUDY_BANDS:
+        raise ValueError(f"band {band!r}; choose one of {list(C.STUDY_BANDS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    judge = calibrate_judge(band, annotations=fba_annotations)
+    rng = np.random.default_rng([seed, 0])
+    intended = sample_amounts(rng, n, skill_loading=judge.skill_loading)
+    instrument = rng.choice(np.array(C.INSTRUMENTS), n)
+    year = rng.choice(np.array(DEMO_YEARS), n)
+    judge_noise = rng.standard_normal((n, len(C.RATED_COLUMNS) + 1))
+    etudes = _etudes(seed, band, fba_annotations, duration_s)
+
+    rows, dev_rows, jobs_list = [], [], []
+    for i in range(n):
+        sid = f"{90000 + i}"
+        rid = f"{year[i]}/{band}/{sid}"
+        rel = f"audio/{year[i]}/{band}/{sid}.wav"
+        srng = np.random.default_rng([seed, 1, i])  # the student's own stream
+        et = etudes[(int(year[i]), str(instrument[i]))]
+        events, realised, extra = perform(et, intended.iloc[i].to_dict(), srng,
+                                          pitch_range=E.RANGES[str(instrument[i])])
+        vib = float(srng.uniform(0.3, 1.3))
+        jobs_list.append(Audition(rid, str(instrument[i]), events, extra["total_s"], vib, extra["wobble_cents"],
+                                  float(realised["tone_noise"]), (seed, 2, i), str(out / rel)))
+        rows.append({"recording_id": rid, "student_id": sid, "year": int(year[i]), "band": band,
+                     "instrument": str(instrument[i]), "audio_path": rel, "pitchtrack_path": "",
+                     "segment_start": np.nan, "segment_duration": np.nan})
+        dev_rows.append({"recording_id": rid, "skill": float(intended["skill"].iloc[i]), "etude": et.name,
+                         "tempo_bpm": round(et.tempo_bpm, 2), "seconds": round(extra["total_s"], 3),
+                         **{k: float(v) for k, v in realised.items()},
+                         **{f"intended_{k}": float(intended[k].iloc[i]) for k in DEVIATIONS}})
+    table = pd.DataFrame(rows)
+    deviations = pd.DataFrame(dev_rows)
+    ratings = judge.rate(deviations[list(DEVIATIONS)], judge_noise)
+    for crit in C.RATED_COLUMNS:
+        table[crit] = ratings[crit].to_numpy()
+    table["split"] = ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if n < 10 else "default")
+        table["split"] = assign_splits(table, seed=split_seed).to_numpy()
+    table = validate_ratings(table, source="demo")
+    if render_audio:
+        _render_all(jobs_list, jobs)
+    write_ratings(table, out / "ratings.csv")
+    deviations.to_csv(out / "deviations.csv", index=False, float_format="%.6g")
+    _write_etudes(etudes, out / "etudes.csv")
+    meta = {"n": n, "seed": seed, "band": band, "split_seed": split_seed, "duration_s": duration_s,
+            "fba_annotations": str(fba_annotations) if fba_annotations else None,
+            "sample_rate": C.SAMPLE_RATE, "skill_loading": judge.skill_loading,
+            "target_correlation": judge.target_correlation, "achieved_correlation": judge.achieved_correlation,
+            "judge_noise": JUDGE_NOISE, "halo": HALO, "judge_weights": JUDGE_WEIGHTS,
+            "deviations": {k: asdict(d) for k, d in DEVIATIONS.items()}}
+    (out / "demo.json").write_text(json.dumps(meta, indent=2))
+    return table
+
+
+def _render_all(jobs_list: list[Audition], jobs: int | None) -> None:
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
+    if workers == 1:
+        for job in jobs_list:
+            render_audition(job)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
+    with ctx.Pool(workers) as pool:
+        for _ in pool.imap_unordered(render_audition, jobs_list, chunksize=1):
+            pass
+
+
+def _write_etudes(etudes: dict, path: Path) -> None:
+    rows = []
+    for (year, inst), et in etudes.items():
+        for k in range(len(et.pitch)):
+            rows.append({"year": year, "instrument": inst, "etude": et.name, "tempo_bpm": round(et.tempo_bpm, 3),
+                         "note": k, "midi": int(et.pitch[k]), "start_beat": float(et.start[k]),
+                         "dur_beat": float(et.dur[k]), "phrase": int(et.phrase[k])})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+
+def ceiling(folder: str | Path, *, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """The simulator's ceiling: cross-validated R² of predicting each rating from the true
+    (realised) deviation amounts in ``deviations.csv``, with a linear model and with gradient
+    boosting. A model that only sees audio cannot be expected to beat it.
+
+    Returns:
+        One row per criterion: ``r2_linear``, ``r2_boosting`` (mean over folds), ``n``.
+    """
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import KFold, cross_val_score
+
+    folder = Path(folder)
+    ratings = pd.read_csv(folder / "ratings.csv", dtype={"recording_id": str})
+    dev = pd.read_csv(folder / "deviations.csv", dtype={"recording_id": str})
+    df = ratings.merge(dev, on="recording_id", validate="one_to_one")
+    x = df[list(DEVIATIONS)].to_numpy()
+    cv = KFold(folds, shuffle=True, random_state=seed)
+    rows = []
+    for crit in C.RATED_COLUMNS:
+        y = df[crit].to_numpy()
+        lin = cross_val_score(LinearRegression(), x, y, cv=cv, scoring="r2").mean()
+        gbm = cross_val_score(HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=seed),
+                              x, y, cv=cv, scoring="r2").mean()
+        rows.append({"criterion": crit, "r2_linear": round(float(lin), 3), "r2_boosting": round(float(gbm), 3),
+                     "n": len(df)})
+    return pd.DataFrame(rows)
