@@ -9,12 +9,23 @@
   Continuous Representations for Regression", NeurIPS 2023: for anchor i and positive j the
   negatives are all k != i with ``|y_i - y_k| >= |y_i - y_j|``; similarity ``-||v_i - v_k|| / tau``.
 * :func:`pair_up`: the two ways of building pairs from a batch (original code's halves, or all).
+* :func:`stage_loss`: the loss of a training stage (``LOSS_KINDS``: MSE, contrastive, or the joint
+  ``L = MSE + lambda * L_C`` of the paper's Eq. 1 with lambda = 1), the same function for training
+  and validation under every pairing. Its MSE term is the mean over both members of every pair
+  (:func:`paired_mse`); the original code sums the two members' MSEs, twice this.
+
+Every loss takes either one model's outputs or K stacked members' (a member axis after the batch
+axis, :mod:`raympa.models`), then returns one loss per member.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Sequence
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 BIN_TOLERANCE = 1e-5  # ours, in bin units: a rating within this of a bin's lower bound is in it
 _TINY = 1e-12  # ours: floor under squared distances so sqrt has a finite gradient at d = 0
@@ -26,8 +37,9 @@ def rating_bins(y: torch.Tensor | np.ndarray, n_bins: int = 5) -> torch.Tensor |
     Bins are [0, 1/C), [1/C, 2/C), ..., [(C-1)/C, 1] with inclusive lower bounds: for C = 5 a
     rating of exactly 0.2, 0.4, 0.6 or 0.8 is in the upper bin and 1.0 is in bin C-1. The product
     ``y * C`` is taken in float64 with a tolerance of ``BIN_TOLERANCE`` bins, so a float32 0.6
-    (0.60000002) and a float64 0.6 (0.59999999999999998) both land in bin 3, unlike the original
-    code's ``floor(y / (1/C))`` (0.6 -> bin 2).
+    (0.60000002) and a float64 0.6 (0.59999999999999998) both land in bin 3. The original code's
+    ``floor(y / (1/C))`` on float32 torch tensors gives the same bins (0.6 -> 3); the same
+    expression in float64 would put 0.6 in bin 2.
 
     Args:
         y: ratings in [0, 1], any shape; torch tensor or numpy array.
@@ -71,7 +83,8 @@ def weighted_contrastive_loss(
         z1, z2: (pairs, dim) embeddings of the two members of each pair.
         y1, y2: (pairs,) their ratings in [0, 1].
         n_bins: C, rating bins (paper: 5).
-        margin: s, the margin per bin of distance (paper: 0.5).
+        margin: s, the margin per bin of distance (the paper gives no value; the original
+            code's is 0.5).
 
     Returns:
         Scalar tensor.
@@ -172,3 +185,260 @@ def contrastive_term(
         used = torch.unique(torch.cat([i, j]))
         return rank_n_contrast_loss(z[used], y[used], temperature=temperature)
     raise ValueError(f"contrastive={kind!r}; choose 'weighted' or 'rnc'")
+
+
+# ----------------------------------------------------------------------------- K members at once
+@dataclass(frozen=True)
+class MemberLoss:
+    """The loss settings of K members (their TrainConfigs), for the member-batched losses below.
+
+    Losses take predictions (batch, K), latents (batch, K, dim), ratings (batch, K) and pairs
+    (K, pairs) and return one value per member, (K,): member k's value is what the single-run
+    loss gives on member k's batch. With K = 1 they run the single-run code itself.
+    """
+
+    kind: str  # "weighted" or "rnc"
+    pairing: str  # "halves" or "all"
+    n_bins: tuple[int, ...]  # (K,)
+    margin: tuple[float, ...]  # (K,)
+    temperature: tuple[float, ...]  # (K,)
+    jl_lambda: tuple[float, ...]  # (K,)
+
+    @classmethod
+    def from_configs(cls, cfgs: Sequence[Any]) -> "MemberLoss":
+        return cls(kind=cfgs[0].contrastive, pairing=cfgs[0].pairing,
+                   n_bins=tuple(c.n_bins for c in cfgs), margin=tuple(c.margin for c in cfgs),
+                   temperature=tuple(c.rnc_temperature for c in cfgs), jl_lambda=tuple(c.jl_lambda for c in cfgs))
+
+    def mse(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(batch, K) x2 -> (K,) mean squared error per member."""
+        if pred.shape[1] == 1:
+            return F.mse_loss(pred[:, 0], y[:, 0]).view(1)
+        return (pred - y).pow(2).mean(dim=0)
+
+    def contrastive(self, z: torch.Tensor, y: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """(batch, K, dim), (batch, K), (K, pairs) x2 -> (K,) contrastive term per member."""
+        k = z.shape[1]
+        if k == 1 or self.kind != "weighted":
+            return torch.stack([contrastive_term(z[:, m], y[:, m], i[m], j[m], kind=self.kind,
+                                                 n_bins=self.n_bins[m], margin=self.margin[m],
+                                                 temperature=self.temperature[m]) for m in range(k)])
+        zt, yt = z.transpose(0, 1), y.transpose(0, 1)  # (K, batch, dim), (K, batch)
+        dim = z.shape[2]
+        z1 = zt.gather(1, i[:, :, None].expand(-1, -1, dim))  # (K, pairs, dim)
+        z2 = zt.gather(1, j[:, :, None].expand(-1, -1, dim))
+        n_bins = torch.tensor(self.n_bins, dtype=torch.float64, device=z.device)[:, None]  # (K, 1)
+        bins = torch.minimum(torch.floor(yt.detach().to(torch.float64) * n_bins + BIN_TOLERANCE).clamp(min=0),
+                             n_bins - 1).to(torch.int64)  # (K, batch), as rating_bins
+        b1, b2 = bins.gather(1, i), bins.gather(1, j)  # (K, pairs)
+        d2 = (z1 - z2).pow(2).sum(dim=2)  # (K, pairs)
+        d = _safe_sqrt(d2)
+        m = torch.tensor(self.margin, dtype=d.dtype, device=z.device)[:, None] * (b1 - b2).abs().to(d.dtype)
+        per_pair = torch.where(b1 == b2, 0.5 * d2, 0.5 * torch.relu(m - d).pow(2))
+        return per_pair.mean(dim=1)
+
+    def joint(self, pred: torch.Tensor, z: torch.Tensor, y: torch.Tensor, i: torch.Tensor,
+              j: torch.Tensor) -> torch.Tensor:
+        """Training loss of the joint model, (K,): MSE(i) + MSE(j) + lambda * L_C with pairing
+        "halves" (original code's mixed loss), MSE + lambda * L_C with "all"."""
+        lam = torch.tensor(self.jl_lambda, dtype=pred.dtype, device=pred.device)  # (K,)
+        if self.pairing == "halves":
+            pt, yt = pred.transpose(0, 1), y.transpose(0, 1)  # (K, batch)
+            mse = (self.mse(pt.gather(1, i).transpose(0, 1), yt.gather(1, i).transpose(0, 1))
+                   + self.mse(pt.gather(1, j).transpose(0, 1), yt.gather(1, j).transpose(0, 1)))
+        else:
+            mse = self.mse(pred, y)
+        return mse + lam * self.contrastive(z, y, i, j)
+
+
+# ----------------------------------------------------------------------------- stage losses
+LOSS_KINDS = ("mse", "contrastive", "joint")  # the losses a training stage can use
+
+
+@dataclass(frozen=True)
+class LossParams:
+    """Parameters of the contrastive and joint losses, one value or one per member.
+
+    Attributes:
+        contrastive: ``"weighted"`` (paper, Eq. 2-3) or ``"rnc"`` (Rank-N-Contrast).
+        n_bins, margin, temperature, jl_lambda: C, s, tau and lambda (the weight of L_C in the
+            joint loss); each a number, or a sequence of K numbers for K stacked members.
+    """
+
+    contrastive: str = "weighted"
+    n_bins: int | Sequence[int] = 5
+    margin: float | Sequence[float] = 0.5
+    temperature: float | Sequence[float] = 2.0
+    jl_lambda: float | Sequence[float] = 1.0
+
+    @classmethod
+    def from_configs(cls, cfgs: Any) -> "LossParams":
+        """From one ``TrainConfig`` (numbers) or a sequence of K members' (sequences)."""
+        if not isinstance(cfgs, (list, tuple)):
+            return cls(cfgs.contrastive, cfgs.n_bins, cfgs.margin, cfgs.rnc_temperature, cfgs.jl_lambda)
+        kinds = {c.contrastive for c in cfgs}
+        if len(kinds) != 1:
+            raise ValueError(f"members must share the contrastive loss, got {sorted(kinds)}")
+        return cls(kinds.pop(), tuple(c.n_bins for c in cfgs), tuple(c.margin for c in cfgs),
+                   tuple(c.rnc_temperature for c in cfgs), tuple(c.jl_lambda for c in cfgs))
+
+    def member(self, k: int) -> "LossParams":
+        """Member k's parameters as numbers (numbers stay as they are)."""
+        def pick(v: Any) -> Any:
+            return v[k] if isinstance(v, (list, tuple)) else v
+
+        return LossParams(self.contrastive, pick(self.n_bins), pick(self.margin), pick(self.temperature),
+                          pick(self.jl_lambda))
+
+
+def _member_view(y: torch.Tensor, members: int) -> torch.Tensor:
+    """(n,) shared or (n, K) per-member values -> (n, K)."""
+    return y[:, None].expand(-1, members) if y.dim() == 1 else y
+
+
+def _pairs_view(i: torch.Tensor, members: int) -> torch.Tensor:
+    """(P,) shared or (P, K) per-member pair indices -> (P, K)."""
+    return i[:, None].expand(-1, members) if i.dim() == 1 else i
+
+
+def paired_mse(pred: torch.Tensor, y: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over both members of every pair: ``(MSE(i) + MSE(j)) / 2``.
+
+    Args:
+        pred: (n,) predictions, or (n, K) for K members.
+        y: (n,) ratings, or (n, K) per member.
+        i, j: (P,) pair indices, or (P, K) per member.
+
+    Returns:
+        Scalar, or (K,).
+    """
+    if pred.dim() == 1:
+        return 0.5 * ((pred[i] - y[i]).pow(2).mean() + (pred[j] - y[j]).pow(2).mean())
+    k = pred.shape[1]
+    err = (pred - _member_view(y, k).to(pred.dtype)).pow(2)  # (n, K)
+    return 0.5 * (err.gather(0, _pairs_view(i, k)).mean(dim=0) + err.gather(0, _pairs_view(j, k)).mean(dim=0))
+
+
+def batch_mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the batch: scalar for (n,) predictions, (K,) for (n, K)."""
+    if pred.dim() == 1:
+        return (pred - y).pow(2).mean()
+    return (pred - _member_view(y, pred.shape[1]).to(pred.dtype)).pow(2).mean(dim=0)
+
+
+def members_contrastive(
+    z: torch.Tensor, y: torch.Tensor, i: torch.Tensor, j: torch.Tensor, params: LossParams
+) -> torch.Tensor:
+    """:func:`contrastive_term` of every member: z (n, K, D) -> (K,); z (n, D) -> scalar."""
+    if z.dim() == 2:
+        return contrastive_term(z, y, i, j, kind=params.contrastive, n_bins=int(params.n_bins),
+                                margin=float(params.margin), temperature=float(params.temperature))
+    k = z.shape[1]
+    yk, ik, jk = _member_view(y, k), _pairs_view(i, k), _pairs_view(j, k)
+    if params.contrastive == "weighted":
+        return _weighted_members(z, yk, ik, jk, params)
+    out = []
+    for m in range(k):
+        p = params.member(m)
+        out.append(contrastive_term(z[:, m], yk[:, m], ik[:, m], jk[:, m], kind=p.contrastive,
+                                    n_bins=int(p.n_bins), margin=float(p.margin), temperature=float(p.temperature)))
+    return torch.stack(out)
+
+
+def _per_member(value: Any, k: int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A number or K numbers -> (K,) tensor on ``like``'s device."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * k
+    if len(values) != k:
+        raise ValueError(f"{len(values)} per-member values for {k} members")
+    return torch.tensor(values, dtype=dtype, device=like.device)
+
+
+def _weighted_members(z: torch.Tensor, y: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                      params: LossParams) -> torch.Tensor:
+    """:func:`weighted_contrastive_loss` of K members at once: z (n, K, D), y/i/j (., K) -> (K,)."""
+    k, dim = z.shape[1], z.shape[2]
+    zi = z.gather(0, i[:, :, None].expand(-1, -1, dim))  # (P, K, D)
+    zj = z.gather(0, j[:, :, None].expand(-1, -1, dim))  # (P, K, D)
+    c = _per_member(params.n_bins, k, z, torch.float64)  # (K,)
+    if (c < 1).any():
+        raise ValueError(f"n_bins={params.n_bins}; need at least 1")
+
+    def bins(yy: torch.Tensor) -> torch.Tensor:  # (P, K) -> (P, K), as rating_bins per member
+        b = torch.floor(yy.detach().to(torch.float64) * c + BIN_TOLERANCE).clamp(min=0)
+        return torch.minimum(b, c - 1)
+
+    bi, bj = bins(y.gather(0, i)), bins(y.gather(0, j))  # (P, K)
+    d2 = (zi - zj).pow(2).sum(dim=2)  # (P, K)
+    d = _safe_sqrt(d2)
+    m = _per_member(params.margin, k, z, d.dtype) * (bi - bj).abs().to(d.dtype)  # (P, K), Eq. (3)
+    per_pair = torch.where(bi == bj, 0.5 * d2, 0.5 * torch.relu(m - d).pow(2))
+    return per_pair.mean(dim=0)
+
+
+def _lambda(params: LossParams, like: torch.Tensor) -> torch.Tensor | float:
+    if isinstance(params.jl_lambda, (list, tuple)):
+        return torch.tensor(params.jl_lambda, dtype=like.dtype, device=like.device)  # (K,)
+    return float(params.jl_lambda)
+
+
+_T = torch.Tensor
+
+
+def _mse_loss(pred: _T, z: _T | None, y: _T, i: _T | None, j: _T | None, params: LossParams) -> _T:
+    return batch_mse(pred, y)
+
+
+def _contrastive_loss(pred: _T | None, z: _T, y: _T, i: _T, j: _T, params: LossParams) -> _T:
+    return members_contrastive(z, y, i, j, params)
+
+
+def _joint_loss(pred: _T, z: _T, y: _T, i: _T, j: _T, params: LossParams) -> _T:
+    c = members_contrastive(z, y, i, j, params)
+    return paired_mse(pred, y, i, j) + _lambda(params, c) * c
+
+
+# kind -> loss(pred, z, y, i, j, params); the one definition of each stage loss
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "mse": _mse_loss,
+    "contrastive": _contrastive_loss,
+    "joint": _joint_loss,
+}
+
+
+def stage_loss(
+    kind: str,
+    *,
+    pred: torch.Tensor | None,
+    z: torch.Tensor | None,
+    y: torch.Tensor,
+    i: torch.Tensor | None = None,
+    j: torch.Tensor | None = None,
+    params: LossParams = LossParams(),
+) -> torch.Tensor:
+    """The loss of a training stage, the same in training and in validation.
+
+    * ``"mse"``: MSE over the batch (pairs unused).
+    * ``"contrastive"``: the contrastive term over the pairs (i, j) (``pred`` unused).
+    * ``"joint"``: ``paired_mse + jl_lambda * contrastive`` (paper, Eq. 1: L = L_MSE + L_C).
+
+    Training passes the pairs of ``TrainConfig.pairing`` (:func:`pair_up`), validation all pairs
+    (``pair_up(n, "all")``, where :func:`paired_mse` is the plain MSE of the validation set).
+
+    Args:
+        kind: one of :data:`LOSS_KINDS`.
+        pred: (n,) or (n, K) predictions.
+        z: (n, D) or (n, K, D) latents.
+        y: (n,) ratings, or (n, K) per member.
+        i, j: (P,) or (P, K) pair indices.
+        params: the contrastive loss and its numbers (:meth:`LossParams.from_configs`).
+
+    Returns:
+        Scalar, or (K,) per-member losses (sum them for one backward pass).
+    """
+    if kind not in LOSSES:
+        raise ValueError(f"loss kind {kind!r}; choose one of {list(LOSS_KINDS)}")
+    if kind != "mse" and (i is None or j is None or z is None):
+        raise ValueError(f"the {kind} loss needs latents z and pairs (i, j)")
+    if kind != "contrastive" and pred is None:
+        raise ValueError(f"the {kind} loss needs predictions")
+    return LOSSES[kind](pred, z, y, i, j, params)

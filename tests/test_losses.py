@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from raympa.config import TrainConfig
 from raympa.losses import (
+    LossParams,
+    batch_mse,
     contrastive_term,
     pair_up,
+    paired_mse,
     rank_n_contrast_loss,
     rating_bins,
+    stage_loss,
     weighted_contrastive_loss,
 )
 
@@ -124,3 +129,93 @@ def test_contrastive_term_dispatch():
     torch.testing.assert_close(w, weighted_contrastive_loss(z[i], z[j], y[i], y[j]))
     r = contrastive_term(z, y, i, j, kind="rnc", n_bins=5, margin=0.5, temperature=2.0)
     torch.testing.assert_close(r, rank_n_contrast_loss(z, y))
+
+
+# ----------------------------------------------------------------------------- stage losses
+# y, pred: squared errors 0.01, 0, 0.16, 0.09 (and 0.49 for a fifth item)
+Y5 = [0.1, 0.3, 0.5, 0.9, 0.7]
+PRED5 = [0.2, 0.3, 0.1, 0.6, 0.0]
+Z5 = [[0.0], [0.0], [1.0], [0.25], [3.0]]
+
+
+def _joint(n, i, j, lam):
+    return stage_loss("joint", pred=_t(PRED5[:n]), z=_t(Z5[:n]), y=_t(Y5[:n]), i=torch.tensor(i),
+                      j=torch.tensor(j), params=LossParams(jl_lambda=lam))
+
+
+def test_joint_loss_halves_even_hand_computed():
+    # pairs (0, 2), (1, 3). MSE over both members: (0.01 + 0 + 0.16 + 0.09) / 4 = 0.065
+    # L_C: (0, 2) bins 0 / 2, m = 1, d = 1 -> 0; (1, 3) bins 1 / 4, m = 1.5, d = 0.25 -> 0.5 * 1.25^2
+    expected = 0.065 + 0.5 * (0.0 + 0.5 * 1.25**2) / 2
+    assert math.isclose(float(_joint(4, [0, 1], [2, 3], 0.5)), expected, rel_tol=1e-12)
+
+
+def test_joint_loss_halves_odd_leaves_the_unpaired_item_out():
+    # item 4 (squared error 0.49) is in no pair: the MSE term is still 0.065, not 0.75 / 5
+    expected = 0.065 + 1.0 * (0.5 * 1.25**2) / 2
+    got = float(_joint(5, [0, 1], [2, 3], 1.0))
+    assert math.isclose(got, expected, rel_tol=1e-12)
+    assert not math.isclose(got, 0.75 / 5 + (0.5 * 1.25**2) / 2, rel_tol=1e-3)
+
+
+def test_joint_loss_all_pairs_hand_computed():
+    # pairs (0, 1), (0, 2), (1, 2): each item in two pairs, so the MSE term is the batch MSE 0.17 / 3
+    # L_C: (0, 1) bins 0 / 1, m = 0.5, d = 0 -> 0.125; (0, 2) m = 1, d = 1 -> 0; (1, 2) m = 0.5, d = 1 -> 0
+    i, j = pair_up(3, "all")
+    got = _joint(3, i.tolist(), j.tolist(), 2.0)
+    assert math.isclose(float(got), 0.17 / 3 + 2.0 * 0.125 / 3, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("n", [8, 9])
+def test_joint_mse_term_is_one_mse_under_every_pairing(n):
+    """The effective lambda does not change with the pairing: the MSE term is one MSE, not two."""
+    g = torch.Generator().manual_seed(n)
+    pred, y = torch.rand(n, generator=g, dtype=torch.float64), torch.rand(n, generator=g, dtype=torch.float64)
+    i, j = pair_up(n, "halves", generator=g)
+    used = torch.cat([i, j])
+    torch.testing.assert_close(paired_mse(pred, y, i, j), batch_mse(pred[used], y[used]))
+    i, j = pair_up(n, "all")
+    torch.testing.assert_close(paired_mse(pred, y, i, j), batch_mse(pred, y))
+    z = torch.zeros(n, 2, dtype=torch.float64)
+    no_c = LossParams(jl_lambda=0.0)
+    torch.testing.assert_close(stage_loss("joint", pred=pred, z=z, y=y, i=i, j=j, params=no_c),
+                               stage_loss("mse", pred=pred, z=None, y=y, params=no_c))
+
+
+def test_stage_loss_kinds_and_errors():
+    pred, z, y = _t(PRED5[:4]), _t(Z5[:4]), _t(Y5[:4])
+    i, j = torch.tensor([0, 1]), torch.tensor([2, 3])
+    assert math.isclose(float(stage_loss("mse", pred=pred, z=None, y=y)), 0.065, rel_tol=1e-12)
+    c = stage_loss("contrastive", pred=None, z=z, y=y, i=i, j=j)
+    torch.testing.assert_close(c, weighted_contrastive_loss(z[i], z[j], y[i], y[j]))
+    with pytest.raises(ValueError, match="kind"):
+        stage_loss("mixed", pred=pred, z=z, y=y, i=i, j=j)
+    with pytest.raises(ValueError, match="pairs"):
+        stage_loss("joint", pred=pred, z=z, y=y)
+
+
+@pytest.mark.parametrize("kind", ["weighted", "rnc"])
+def test_stage_loss_members_equal_single_runs(kind):
+    g = torch.Generator().manual_seed(1)
+    n, k = 10, 3
+    pred = torch.rand(n, k, generator=g, dtype=torch.float64)
+    z = torch.randn(n, k, 4, generator=g, dtype=torch.float64)
+    y = torch.rand(n, k, generator=g, dtype=torch.float64)
+    pairs = [pair_up(n, "halves", generator=g) for _ in range(k)]
+    i, j = torch.stack([p[0] for p in pairs], dim=1), torch.stack([p[1] for p in pairs], dim=1)  # (P, K)
+    cfgs = [TrainConfig(contrastive=kind, margin=m, n_bins=c, jl_lambda=lam, rnc_temperature=t)
+            for m, c, lam, t in ((0.5, 5, 1.0, 2.0), (0.7, 3, 0.5, 1.0), (1.1, 10, 2.0, 0.5))]
+    params = LossParams.from_configs(cfgs)
+    for loss in ("joint", "contrastive"):
+        got = stage_loss(loss, pred=pred, z=z, y=y, i=i, j=j, params=params)
+        assert got.shape == (k,)
+        for m in range(k):
+            one = stage_loss(loss, pred=pred[:, m], z=z[:, m], y=y[:, m], i=i[:, m], j=j[:, m],
+                             params=LossParams.from_configs(cfgs[m]))
+            torch.testing.assert_close(got[m], one)
+    # shared validation ratings and pairs broadcast over the members
+    iv, jv = pair_up(n, "all")
+    got = stage_loss("joint", pred=pred, z=z, y=y[:, 0], i=iv, j=jv, params=params)
+    one = stage_loss("joint", pred=pred[:, 2], z=z[:, 2], y=y[:, 0], i=iv, j=jv,
+                     params=LossParams.from_configs(cfgs[2]))
+    torch.testing.assert_close(got[2], one)
