@@ -1,8 +1,10 @@
 """Frozen configuration dataclasses.
 
-Each default says where it comes from: "paper" = Seshadri & Lerch 2021; "code" = the authors'
-original repository; "ours" = this project's choice. Where paper and code disagree the default is
-the paper's and the alternative is a value of the same field (docs/divergences.md lists them).
+Each default says where it comes from: "paper" = Seshadri & Lerch 2021 (section given);
+"code" = the authors' original repository (pseshadri9/contrastive-music-performance-assessment);
+"ours" = this project's choice where neither states a value. Where paper and code disagree the
+default is the paper's and the code's choice is a value of the same field (docs/divergences.md
+lists every such case).
 
 Ray Tune's flat ``param_space`` dict is turned into a :class:`TrainConfig` in exactly one place,
 :meth:`TrainConfig.from_dict`, which rejects unknown keys.
@@ -20,7 +22,7 @@ ModelName = Literal["pcconvnet", "contrastive", "contrastive-jl"]
 Criterion = Literal["musicality", "note_accuracy", "rhythm_accuracy"]
 ContrastiveTerm = Literal["weighted", "rnc"]
 Pairing = Literal["halves", "all"]
-Chunking = Literal["random", "fixed"]
+Chunking = Literal["random", "fixed", "code"]
 PitchNorm = Literal["midi127", "midi36_72"]
 Backend = Literal["fast", "librosa"]
 
@@ -52,30 +54,38 @@ class TrainConfig:
     # --- what to train ---
     model: ModelName = "pcconvnet"
     criterion: Criterion = "note_accuracy"
-    seed: int = 0  # paper: seeds 0-4
+    seed: int = 0  # paper (sec. 4.2): seeds 0-4; code: torch.manual_seed(1)
     # --- contrastive term ---
-    contrastive: ContrastiveTerm = "weighted"  # paper: weighted contrastive; "rnc" = Rank-N-Contrast
-    n_bins: int = 5  # paper: C = 5 rating bins
-    margin: float = 0.5  # paper: s = 0.5
+    contrastive: ContrastiveTerm = "weighted"  # paper (Eq. 2-3): weighted contrastive; "rnc" = Rank-N-Contrast
+    n_bins: int = 5  # paper (sec. 3.2, its example) and code (num_labels = 5): C = 5 rating bins
+    margin: float = 0.5  # code: s = 0.5 (the paper names s but gives no value)
     rnc_temperature: float = 2.0  # Zha et al. 2023 default tau = 2
-    jl_lambda: float = 1.0  # ours: weight of L_C in the joint loss (paper: 1, i.e. L = L_MSE + L_C)
-    pairing: Pairing = "halves"  # code: batch halves shuffled, paired element-wise; "all" = all pairs
+    jl_lambda: float = 1.0  # paper (Eq. 1) L = L_MSE + L_C, i.e. 1; a weight other than 1 is ours
+    pairing: Pairing = "halves"  # code: a shuffled batch split in halves, paired element-wise; "all" = all pairs
     # --- input ---
-    chunk_frames: int = C.CHUNK_FRAMES  # paper: 1000-frame chunks
-    chunking: Chunking = "random"  # paper: random chunks; "fixed" = code's fixed windows
-    chunk_hop: int = 500  # frames, code: hop of the fixed windows and of chunk-level evaluation
-    pitch_norm: PitchNorm = "midi127"  # paper: MIDI/127; "midi36_72" = code's (MIDI-36)/72
-    pitch_shift: float = 0.0  # semitones, code: +-2 random shift on voiced frames; 0 = off (paper)
-    chunks_per_recording: int = 1  # paper: an epoch = one random chunk per training recording
+    chunk_frames: int = C.CHUNK_FRAMES  # paper (sec. 4.1.1): 1000-frame chunks ("random" and "fixed")
+    # paper (sec. 4.1.1): random chunks; "fixed" = windows of chunk_frames at chunk_hop (ours: one
+    # window set); "code" = the original code's three window sets mixed, 1000/500, 1500/500 and
+    # 2000/1000 frames/hop (raympa.dataset.WINDOW_SETS; chunk_frames and chunk_hop then unused)
+    chunking: Chunking = "random"
+    chunk_hop: int = 500  # frames, code: the hop of its 1000-frame windows ("fixed" only)
+    pitch_norm: PitchNorm = "midi127"  # paper (sec. 3.1.4): MIDI/127; "midi36_72" = code's (MIDI-36)/72
+    pitch_shift: float = 0.0  # semitones, code: +-2 random shift on voiced frames; 0 = off (paper: none)
+    chunks_per_recording: int = 1  # paper (sec. 4.1.1, implied): one random chunk per recording per epoch
+    # ours: an epoch repeats its sample (chunks per recording, or passes over the windows) until it
+    # has at least this many SGD steps; 0 = off (the paper's epoch). See raympa.dataset.epoch_repeats
+    min_steps_per_epoch: int = 64
     # --- optimisation ---
-    batch_size: int = 32  # ours (not stated in the paper)
-    lr: float = 0.005  # paper: joint / head / baseline learning rate
-    encoder_lr: float = 0.1  # paper: two-step encoder learning rate (code: 0.005)
-    epochs: int = 300  # paper: joint and head epochs
-    encoder_epochs: int = 150  # paper: two-step encoder epochs
-    patience: int = 75  # paper: early stopping (code: 100 regression, 250 encoder)
-    momentum: float = 0.9  # paper
-    weight_decay: float = 1e-5  # paper
+    batch_size: int = 32  # ours (the paper states none; the code cuts each window set in 10 batches)
+    # paper (sec. 4.2): joint and head learning rate; PCConvNet's is in neither (ours: the same)
+    lr: float = 0.005
+    encoder_lr: float = 0.1  # paper (sec. 4.2): two-step encoder learning rate (code: 0.005)
+    # paper (sec. 4.2) and code: joint and head epochs; PCConvNet's is in neither (ours: the same)
+    epochs: int = 300
+    encoder_epochs: int = 150  # paper (sec. 4.2) and code: two-step encoder epochs
+    patience: int = 75  # paper (sec. 4.2): early stopping (code: 100 regression, 250 encoder)
+    momentum: float = 0.9  # paper (sec. 4.2) and code
+    weight_decay: float = 1e-5  # paper (sec. 4.2) and code
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     threads: int = 0  # ours: torch CPU threads during fit; 0 = leave torch's setting (raympa train: 1)
 
@@ -116,7 +126,7 @@ class TrainConfig:
             "criterion": C.CRITERIA,
             "contrastive": ("weighted", "rnc"),
             "pairing": ("halves", "all"),
-            "chunking": ("random", "fixed"),
+            "chunking": ("random", "fixed", "code"),
             "pitch_norm": ("midi127", "midi36_72"),
         }
         for name, allowed in choices.items():
@@ -132,5 +142,7 @@ class TrainConfig:
             raise ValueError("learning rates must be > 0")
         if self.chunks_per_recording < 1 or self.patience < 1 or self.epochs < 1 or self.encoder_epochs < 1:
             raise ValueError("chunks_per_recording, patience, epochs and encoder_epochs must be >= 1")
+        if self.min_steps_per_epoch < 0:
+            raise ValueError(f"min_steps_per_epoch={self.min_steps_per_epoch}; need >= 0 (0 = off)")
         if self.pitch_shift < 0 or self.rnc_temperature <= 0:
             raise ValueError("pitch_shift must be >= 0 and rnc_temperature > 0")

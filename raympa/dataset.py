@@ -6,9 +6,9 @@ is read zero-copy by every trial. Contours stay in MIDI (0 = unvoiced) until the
 
 * normalisation (:func:`normalize`): ``midi127`` = MIDI / 127 (paper, section 3.1.4) or
   ``midi36_72`` = (MIDI - 36) / 72 on voiced frames, 0 stays 0 (original code);
-* chunks: :func:`random_starts` (paper, section 4.1.1: random 1000-frame chunks) or
-  :func:`fixed_windows` (original code: windows with a hop; also the chunk-level evaluation);
-  a contour shorter than a chunk is zero-padded (unvoiced) at its end, never an error;
+* chunks: which chunks an epoch and the chunk-level evaluation see is :mod:`raympa.sampling`'s
+  job (``random_starts`` and ``fixed_windows`` are re-exported here); :func:`gather_chunks` cuts
+  them out; a contour shorter than a chunk is zero-padded (unvoiced) at its end, never an error;
 * augmentation: a random pitch shift, uniform in +-``pitch_shift`` semitones per chunk, on voiced
   frames only (original code: +-2 semitones; the paper states none).
 
@@ -24,6 +24,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from raympa import constants as C
+from raympa.sampling import fixed_windows, random_starts
+
+__all__ = ["ContourSet", "extraction_metadata", "fixed_windows", "gather_chunks", "normalize", "pitch_shift",
+           "random_starts", "synthetic_set"]
 
 if TYPE_CHECKING:  # torch is imported lazily: this module is imported by the CLI
     import pandas as pd
@@ -213,7 +217,7 @@ class ContourSet:
                 return None
             return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in df[name]]
 
-        ratings = {c: df[c].astype("float64").to_numpy() for c in (*C.CRITERIA, "tone_quality") if c in df.columns}
+        ratings = {c: df[c].astype("float64").to_numpy() for c in C.RATED_COLUMNS if c in df.columns}
         return cls.from_arrays(
             contours,
             recording_id=df["recording_id"].astype(str).tolist(),
@@ -223,6 +227,24 @@ class ContourSet:
             instrument=col("instrument"),
             extract=extraction_metadata(contours_df),
         )
+
+
+class DeviceSplit:
+    """One split of a ContourSet on a device: offsets into the shared MIDI tensor (no contour copied), ratings."""
+
+    def __init__(self, data: ContourSet, index: np.ndarray, criterion: str, midi: "torch.Tensor") -> None:
+        import torch
+
+        device = midi.device
+        self.n = len(index)
+        self.midi = midi  # (total_frames,) the whole set's MIDI, shared by the splits
+        self.begin = torch.from_numpy(data.offsets[index]).to(device)  # (n,)
+        self.end = torch.from_numpy(data.offsets[index + 1]).to(device)  # (n,)
+        self.lengths_np = data.lengths[index]  # (n,)
+        self.lengths = torch.from_numpy(self.lengths_np)  # (n,) on the CPU (sampling)
+        self.recording_id = data.recording_id[index]
+        self.y_np = data.ratings[criterion][index].astype(np.float32)  # (n,)
+        self.y = torch.from_numpy(self.y_np).to(device)  # (n,)
 
 
 def extraction_metadata(contours_df: "pd.DataFrame") -> dict[str, Any]:
@@ -261,33 +283,6 @@ def normalize(midi: "torch.Tensor", pitch_norm: str) -> "torch.Tensor":
     if pitch_norm == "midi36_72":
         return torch.where(midi > 0, (midi - C.MIDI_OFFSET_CODE) / C.MIDI_RANGE_CODE, torch.zeros_like(midi))
     raise ValueError(f"pitch_norm={pitch_norm!r}; choose 'midi127' or 'midi36_72'")
-
-
-def random_starts(
-    lengths: "torch.Tensor", chunk_frames: int, *, generator: "torch.Generator"
-) -> "torch.Tensor":
-    """Uniform random chunk starts, (n,) int64: in [0, length - chunk_frames], 0 when shorter."""
-    import torch
-
-    room = (lengths - chunk_frames + 1).clamp(min=1)  # (n,) number of possible starts
-    u = torch.rand(lengths.shape, generator=generator, dtype=torch.float64)
-    return torch.minimum((u * room).to(torch.int64), room - 1)
-
-
-def fixed_windows(lengths: np.ndarray, chunk_frames: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """All windows of ``chunk_frames`` with hop ``hop`` that fit each contour (original code).
-
-    A contour shorter than a chunk gets one window at 0 (zero-padded when gathered).
-
-    Returns:
-        (windows,) int64 contour index and (windows,) int64 start frame.
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    counts = np.where(lengths >= chunk_frames, (lengths - chunk_frames) // hop + 1, 1)  # (n,)
-    which = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    starts = (np.arange(len(which), dtype=np.int64) - first) * hop
-    return which, starts
 
 
 def gather_chunks(
