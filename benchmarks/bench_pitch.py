@@ -1,4 +1,4 @@
-"""raympa.pitch.pyin against librosa.pyin: speed ratio, peak memory and contour agreement (issue 7).
+"""raympa.pitch.pyin against librosa.pyin: speed ratio, peak memory and contour agreement.
 
 One clip (a rendered wind-instrument phrase, or ``--audio FILE``) at 44.1 kHz, frame 1024, hop 256,
 for two pitch ranges: the study's (constants.FMIN..FMAX) and a librosa-example-style C2..C7.

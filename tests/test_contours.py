@@ -1,10 +1,14 @@
-"""Pitch contours: accuracy on synthetic tones and glides, blockwise tracking, pitch-track import,
-and `raympa extract` / `import-pitchtracks` on Ray Data (bad inputs, cache, retries, 2 nodes)."""
+"""Pitch contours: accuracy on synthetic tones and glides, blockwise tracking, and `raympa extract` /
+`import-pitchtracks` on Ray Data (bad inputs, cache, 2 nodes, the librosa backend from a cold cache).
+
+Pitch-track parsing is in test_pitchtracks.py, input tables in test_inputs.py, the Ray Data engine
+(worker deaths, retries) in test_raydata.py."""
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,10 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from contour_signals import HOP, SR, glide, notes_track, tone_file, write_track
 
-from raympa import constants as C
 from raympa import contours
-from raympa.audio import AudioError
 from raympa.config import ExtractConfig
 from raympa.contours import (
     contour_from_audio,
@@ -23,27 +26,8 @@ from raympa.contours import (
     hz_to_midi,
     import_pitchtracks,
     load_contours,
-    read_pitchtrack,
-    regrid_pitchtrack,
     track_blocks,
 )
-
-SR = C.SAMPLE_RATE
-HOP = C.HOP_LENGTH
-
-
-def glide(f_start: float, f_end: float, seconds: float, sr: int = SR) -> tuple[np.ndarray, np.ndarray]:
-    """A harmonic tone (5 partials, 1/k amplitudes) gliding exponentially from f_start to f_end.
-
-    Returns (signal (n,), f0 per sample (n,)). Harmonics, like the study's wind instruments: on a
-    bare sine pYIN is biased by one or two 10-cent bins below 260 Hz.
-    """
-    t = np.arange(int(seconds * sr)) / sr
-    f = f_start * (f_end / f_start) ** (t / seconds)
-    phase = 2 * np.pi * np.cumsum(f) / sr
-    y = sum(0.3 / k * np.sin(k * phase) for k in range(1, 6))
-    return y.astype(np.float32), f
-
 
 def cents_error(midi: np.ndarray, f_true: np.ndarray, sr: int) -> np.ndarray:
     """|contour - truth| in cents on frames 5..n-5 (frame k is centred on sample k * HOP at 44.1 kHz)."""
@@ -83,12 +67,6 @@ def test_silence_is_unvoiced_zero():
     assert len(midi) == 1 + (SR // 2) // HOP and np.all(midi == 0)
 
 
-def test_hz_to_midi():
-    got = hz_to_midi(np.array([440.0, 880.0, 261.6256, np.nan, 0.0, -5.0]))
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, [69, 81, 60, 0, 0, 0], atol=1e-4)
-
-
 # ============================================================================ blockwise tracking
 def test_blocks_line_up_with_a_whole_run(monkeypatch):
     """Frame k of every block is the frame centred on sample k*hop, whatever the pieces."""
@@ -119,76 +97,6 @@ def test_blocks_match_whole_run_with_real_pyin():
     assert np.mean(np.abs(blocked - whole) < 0.01) > 0.99
 
 
-# ============================================================================ pitch tracks
-def write_track(path: Path, times, f0, *, sep=",", header=True) -> Path:
-    lines = ["// pYIN pitch track", "time_sec,f0_hz"] if header else []
-    lines += [f"{t:.6f}{sep}{f:.4f}" for t, f in zip(times, f0)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def notes_track(n_frames: int, hop: int = HOP) -> tuple[np.ndarray, np.ndarray]:
-    """FBA-like track: hop 256 at 44.1 kHz, notes of 20 frames, every 4th note a rest (0)."""
-    times = np.arange(n_frames) * hop / SR
-    note = np.arange(n_frames) // 20
-    f0 = np.where(note % 4 == 3, 0.0, 440.0 * 2 ** ((note % 12) / 12))
-    return times, f0
-
-
-@pytest.mark.parametrize("sep", [",", " ", "\t"])
-def test_read_pitchtrack_formats(tmp_path, sep):
-    times, f0 = notes_track(100)
-    t, f = read_pitchtrack(write_track(tmp_path / "t.txt", times, f0, sep=sep))
-    np.testing.assert_allclose(t, times, atol=1e-6)
-    np.testing.assert_allclose(f, f0, atol=1e-4)
-
-
-def test_read_pitchtrack_errors(tmp_path):
-    (tmp_path / "empty.txt").write_text("")
-    (tmp_path / "words.txt").write_text("time_sec,f0_hz\nno numbers here\n")
-    (tmp_path / "back.txt").write_text("0.0,440\n0.1,440\n0.05,440\n")
-    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00\x81" * 10)
-    for name, reason in [("missing.txt", "missing"), ("empty.txt", "empty"), ("words.txt", "no 'time_sec"),
-                         ("back.txt", "backwards"), ("bin.txt", "not a text")]:
-        with pytest.raises(AudioError, match=reason):
-            read_pitchtrack(tmp_path / name)
-
-
-def test_regrid_same_hop_is_identity_and_cuts_segments():
-    times, f0 = notes_track(400)
-    rg = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP)
-    assert len(rg.midi) == 400 and not rg.truncated
-    np.testing.assert_allclose(rg.midi, hz_to_midi(f0), atol=1e-5)
-    # a segment starting at frame 100 for 200 frames
-    seg = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP, start=100 * HOP / SR, duration=200 * HOP / SR)
-    assert len(seg.midi) == 201  # 1 + n_samples // hop, as audio extraction
-    np.testing.assert_allclose(seg.midi, hz_to_midi(f0[100:301]), atol=1e-5)
-    over = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP, start=300 * HOP / SR, duration=10.0)
-    assert over.truncated and len(over.midi) == 100
-    for start, dur in [(5.0, 1.0), (-0.1, 1.0), (0.0, -1.0)]:
-        with pytest.raises(AudioError, match="segment"):
-            regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=HOP, start=start, duration=dur)
-
-
-def test_regrid_to_hop_128_and_512():
-    times, f0 = notes_track(400)
-    fine = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=128)
-    assert len(fine.midi) == 800
-    np.testing.assert_allclose(fine.midi[0::2], hz_to_midi(f0), atol=1e-5)  # on the source frames
-    inside = (np.arange(399) % 20) != 19  # halfway frames inside a note (not at a note change)
-    np.testing.assert_allclose(fine.midi[1::2][:399][inside], hz_to_midi(f0[:399])[inside], atol=1e-5)
-    coarse = regrid_pitchtrack(times, f0, sample_rate=SR, hop_length=512)
-    assert len(coarse.midi) == 200
-    np.testing.assert_allclose(coarse.midi, hz_to_midi(f0[0::2]), atol=1e-5)
-
-
-def test_regrid_gap_in_track_is_unvoiced():
-    times, f0 = notes_track(200)
-    keep = (np.arange(200) < 50) | (np.arange(200) >= 150)  # 100 frames missing from the file
-    rg = regrid_pitchtrack(times[keep], np.full(keep.sum(), 440.0), sample_rate=SR, hop_length=HOP)
-    assert np.all(rg.midi[60:140] == 0) and np.all(rg.midi[:50] == 69) and np.all(rg.midi[150:] == 69)
-
-
 # ============================================================================ inputs
 def test_duplicate_ids_refused_before_any_work(tmp_path, capsys):
     from raympa.cli import main
@@ -215,27 +123,26 @@ def test_impossible_parameters_refused_up_front(tmp_path, bad):
     assert not (tmp_path / "out").exists()
 
 
-def test_jobs_from_table_resolves_paths_and_segments(tmp_path):
-    df = pd.DataFrame({
-        "recording_id": ["007", "b", "c"], "audio_path": ["sub/x.wav", "/abs/y.mp3", ""],
-        "segment_start": ["1.5", "", "2"], "segment_duration": ["30", "", ""], "musicality": [0.5, 0.6, 0.7],
-    })
-    df.to_csv(tmp_path / "t.csv", index=False)
-    jobs = contours.jobs_from_table(tmp_path / "t.csv", path_column="audio_path")
-    assert jobs["recording_id"].tolist() == ["007", "b", "c"]  # ids stay strings, leading zeros kept
-    assert jobs["path"].tolist() == [str(tmp_path / "sub/x.wav"), "/abs/y.mp3", ""]
-    assert jobs["segment_start"].tolist()[0] == 1.5 and math.isnan(jobs["segment_start"][1])
-    assert jobs["segment_duration"][0] == 30.0 and math.isnan(jobs["segment_duration"][2])
+@pytest.mark.parametrize("command", ["extract", "import-pitchtracks"])
+def test_cli_missing_or_malformed_input_is_one_line_and_exit_2(tmp_path, capsys, command):
+    from raympa.cli import main
+
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81" * 20)
+    (tmp_path / "nocol.csv").write_text("recording_id,other\na,b\n")
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    cases = [[str(tmp_path / "nope")], ["--table", str(tmp_path / "nope.csv")], ["--table", str(tmp_path / "binary.csv")],
+             ["--table", str(tmp_path / "nocol.csv")], ["--table", str(tmp_path / "empty.parquet")]]
+    if command == "extract":
+        tone_file(tmp_path / "in" / "a.wav", 0.2)
+        cases += [[str(tmp_path / "in"), "--backend", "crepe"], [str(tmp_path / "in"), "--fmin", "10"]]
+    for argv in cases:
+        assert main([command, *argv, "--out", str(tmp_path / "out")]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"raympa {command}: ") and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "out").exists()
 
 
 # ============================================================================ Ray Data runs
-def tone_file(path: Path, seconds: float, f0: float = 440.0, sr: int = SR, channels: int = 1) -> Path:
-    y, _ = glide(f0, f0, seconds, sr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.stack([y] * channels, axis=1) if channels > 1 else y, sr)
-    return path
-
-
 @pytest.fixture()
 def audio_table(tmp_path):
     """A table mixing good inputs with every kind of bad one; relative paths."""
@@ -333,35 +240,6 @@ def test_extract_matches_contour_from_audio(ray_local, tmp_path):
     assert np.mean(np.abs(got.midi[0] - ref) < 0.05) > 0.95
 
 
-def test_worker_killed_mid_run_is_retried(ray_local, tmp_path):
-    for i in range(4):
-        tone_file(tmp_path / "in" / f"t{i}.wav", 0.3, 300.0 + 50 * i)
-    marker = tmp_path / "crashed"
-    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, rows_per_task=2,
-                  _faults={"once_marker": str(marker)})
-    assert marker.exists()  # one worker process did die
-    assert res.n_ok == 4 and res.n_errors == 0
-    assert sorted(load_contours(tmp_path / "out").recording_id) == ["t0", "t1", "t2", "t3"]
-
-
-def test_input_that_always_kills_its_worker_becomes_an_error_row(ray_local, tmp_path):
-    """Retries exhausted: that input alone goes to errors.csv, even when it shared a task."""
-    for name in ("a", "b", "poison", "d"):
-        tone_file(tmp_path / "in" / f"{name}.wav", 0.3)
-    res = extract(tmp_path / "in", tmp_path / "out", use_cache=False, rows_per_task=2,
-                  _faults={"always_ids": ["poison"]})
-    assert (res.n_ok, res.n_errors) == (3, 1)
-    assert sorted(load_contours(tmp_path / "out").recording_id) == ["a", "b", "d"]
-    err = pd.read_csv(tmp_path / "out" / "errors.csv")
-    assert err.recording_id.tolist() == ["poison"] and "worker process died" in err.error[0]
-
-
-def test_rows_per_task_auto():
-    assert contours._auto_rows_per_task(5, 2) == 1  # small runs: every CPU busy
-    assert contours._auto_rows_per_task(40, 2) == 5
-    assert contours._auto_rows_per_task(6000, 2) == contours.MAX_ROWS_PER_TASK
-
-
 def test_import_pitchtracks(ray_local, tmp_path):
     times, f0 = notes_track(1200)
     d = tmp_path / "tracks"
@@ -444,3 +322,25 @@ def test_two_node_cluster_both_nodes_work(no_shared_ray, tmp_path):
 
         ray.shutdown()
         cluster.shutdown()
+
+
+# ============================================================================ numba caches (own Ray)
+@pytest.mark.slow
+def test_librosa_backend_on_two_workers_from_an_empty_numba_cache(tmp_path):
+    """librosa's cached gufuncs are compiled once in the driver, then loaded by both workers.
+
+    Two workers compiling them at once can leave a corrupt cache that crashes every later run;
+    a fresh process with an empty NUMBA_CACHE_DIR (its own Ray, as a user's first run) must
+    finish, and leave the compiled kernels in that folder.
+    """
+    for i in range(4):
+        tone_file(tmp_path / "in" / f"t{i}.wav", 0.5, 300.0 + 50 * i)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "raympa", "extract", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+         "--backend", "librosa", "--num-workers", "2", "--no-cache"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "4 of 4 contours written" in proc.stdout, proc.stdout
+    assert (load_contours(tmp_path / "out").backend == "librosa").all()
+    assert list((tmp_path / "numba").rglob("*.nbi")), "no numba cache written"

@@ -1,6 +1,6 @@
-"""raympa.pitch.pyin against librosa.pyin, the reference it must reproduce (issue 7).
+"""raympa.pitch.pyin against librosa.pyin, the reference it must reproduce.
 
-Agreement is measured as the issue states it: voicing decisions agree on >= 99.5% of frames and,
+Agreement bar (ours, see docs/pitch.md): voicing decisions agree on >= 99.5% of frames and,
 where both call a frame voiced, f0 agrees within 1 cent on >= 99% of them. In practice the
 decoded path is identical; only voiced_prob may differ in the last bits (librosa sums the
 threshold prior with a BLAS dot product).

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+
+from raympa import constants as C
 
 
 def _add_extraction_params(p: argparse.ArgumentParser) -> None:
@@ -34,8 +38,8 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--table", help="CSV or parquet with recording_id, audio_path [, segment_start, segment_duration]")
     _add_run_params(p)
     _add_extraction_params(p)
-    p.add_argument("--backend", choices=("fast", "librosa"), default="fast",
-                   help="pYIN implementation: fast (raympa.pitch, default) or librosa (reference)")
+    p.add_argument("--backend", default="fast",
+                   help="pYIN implementation: fast (raympa.pitch, default) or librosa (the reference)")
 
 
 def _add_import_pitchtracks(sub: argparse._SubParsersAction) -> None:
@@ -45,8 +49,8 @@ def _add_import_pitchtracks(sub: argparse._SubParsersAction) -> None:
     src.add_argument("dir", nargs="?", help="folder of *_pyin_pitchtrack.txt files (recursive)")
     src.add_argument("--table", help="CSV or parquet with recording_id, pitchtrack_path [, segment columns]")
     _add_run_params(p)
-    p.add_argument("--sample-rate", type=int, default=44_100, help="Hz of the target grid (default %(default)s)")
-    p.add_argument("--hop-length", type=int, default=256, help="samples of the target grid (default %(default)s)")
+    p.add_argument("--sample-rate", type=int, default=C.SAMPLE_RATE, help="Hz of the target grid (default %(default)s)")
+    p.add_argument("--hop-length", type=int, default=C.HOP_LENGTH, help="samples of the target grid (default %(default)s)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,13 +59,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_import_pitchtracks(sub)
 
 
-def run_extract(args: argparse.Namespace) -> int:
-    from raympa.contours import cli_extract
+def _setup_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("raympa").setLevel(logging.INFO)
 
-    return int(cli_extract(args) or 0)
+
+def _run_params(args: argparse.Namespace) -> dict:
+    """The keyword arguments both commands pass to the library (see ``_add_run_params``)."""
+    return dict(cache_dir=args.cache_dir, use_cache=not args.no_cache, address=args.address,
+                num_workers=args.num_workers, rows_per_task=args.rows_per_task)
+
+
+def _refused(command: str, e: BaseException) -> int:
+    """A user's error (missing or malformed input, impossible parameters): one line, exit 2."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    print(f"raympa {command}: {text}", file=sys.stderr)
+    return 2
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """``raympa extract``: exit 0 when the run finished (errors.csv may list bad inputs), 2 on refused input."""
+    from raympa.config import ExtractConfig
+    from raympa.contours import extract
+
+    _setup_logging()
+    config = ExtractConfig(sample_rate=args.sample_rate, frame_length=args.frame_length, hop_length=args.hop_length,
+                           fmin=args.fmin, fmax=args.fmax, backend=args.backend, resolution=args.resolution)
+    try:
+        res = extract(args.table or args.dir, args.out, config=config, **_run_params(args))
+    except (ValueError, OSError) as e:  # OSError: FileNotFoundError, an unreachable --address
+        return _refused("extract", e)
+    print(res.summary())
+    return 0
 
 
 def run_import_pitchtracks(args: argparse.Namespace) -> int:
-    from raympa.contours import cli_import_pitchtracks
+    """``raympa import-pitchtracks``: same exit codes as ``raympa extract``."""
+    from raympa.contours import import_pitchtracks
 
-    return int(cli_import_pitchtracks(args) or 0)
+    _setup_logging()
+    try:
+        res = import_pitchtracks(args.table or args.dir, args.out, sample_rate=args.sample_rate,
+                                 hop_length=args.hop_length, **_run_params(args))
+    except (ValueError, OSError) as e:
+        return _refused("import-pitchtracks", e)
+    print(res.summary())
+    return 0
