@@ -53,6 +53,8 @@ RATINGS_COLUMNS = (
     "audio_path",
     "pitchtrack_path",
     "split",
+    "piece_id",  # optional: the recordings of one piece (FBA: year/band/instrument/segment; demo: the etude)
+    "reference_path",  # optional: a MIDI score, an audio file or a time_sec,f0_hz pitch track of that piece
 )
 
 # Model names (the one place they are spelled out), with their display labels.

@@ -18,6 +18,10 @@ the ratings-table format (docs/data.md; columns ``constants.RATINGS_COLUMNS`` pl
   also be a CSV/parquet table with ``student_id`` (or ``recording_id``) and ``audio_path``;
 * precomputed pitch tracks ``<id>_pyin_pitchtrack.txt`` are looked up anywhere under
   ``pitchtracks``.
+* ``piece_id`` is ``<year>/<band>/<instrument>/<segment>`` (one etude per year, band and
+  instrument); ``reference_path`` is the piece's MIDI score where one exists: the checkout's own
+  middle-school alto sax technical etudes (``FBA<year>/middleschool/musicalscores/altosax/*tech*.mid``),
+  or, first, a file in ``scores`` named as :func:`score_file_name` says.
 
 A row is *usable* when its ratings for the study's three criteria are valid, a segment row exists
 to cut the etude from the audition, and the student is not one of the original code's bad ids.
@@ -133,6 +137,39 @@ def audio_candidates(root: Path, year: int, band: str, student_id: str) -> list[
             for folder in folders for ext in C.AUDIO_EXTENSIONS]
 
 
+def piece_id(year: int, band: str, instrument: str, segment: str) -> str:
+    """The ``piece_id`` of an FBA audition: everyone of one year, band and instrument plays the
+    same etude, so e.g. ``2013/middleschool/Alto Saxophone/technical_etude``."""
+    return f"{year}/{band}/{instrument}/{segment}"
+
+
+def score_file_name(year: int, band: str, instrument: str, segment: str) -> str:
+    """The file name ``--scores DIR`` expects for one piece's MIDI score:
+    ``<year>_<band>_<instrument>_<segment>.mid``, the instrument in lower case with everything but
+    letters and digits removed, e.g. ``2014_symphonicband_bbclarinet_technical_etude.mid``."""
+    slug = re.sub(r"[^a-z0-9]", "", instrument.lower())
+    return f"{year}_{band}_{slug}_{segment}.mid"
+
+
+def annotation_scores(annotations: str | Path) -> dict[int, Path]:
+    """The MIDI scores in a MIG-FbaData checkout: year -> the middle-school alto sax technical
+    etude (``FBA<year>/middleschool/musicalscores/altosax/*tech*.mid``; 2013-2015 there)."""
+    found = {}
+    for p in sorted(Path(annotations).glob("FBA*/middleschool/musicalscores/altosax/*tech*.mid")):
+        found[int(p.parts[-5][3:])] = p
+    return found
+
+
+def _user_scores(scores: str | Path | None) -> dict[str, Path]:
+    """Lower-case file name (``.midi`` read as ``.mid``) -> path, of the files in ``scores``."""
+    if scores is None:
+        return {}
+    root = Path(scores)
+    if not root.is_dir():
+        raise FileNotFoundError(f"score folder {root} does not exist")
+    return {p.name.lower().replace(".midi", ".mid"): p.resolve() for p in sorted(root.iterdir()) if p.is_file()}
+
+
 class _FileFinder:
     """Finds files by student id under a root: fixed layouts first, then one recursive scan."""
 
@@ -198,9 +235,12 @@ class _Sources:
     audio_finder: _FileFinder | None = None
     pitchtracks: Path | None = None
     track_finder: _FileFinder | None = None
+    annotation_scores: dict[str, Path] | None = None  # piece_id -> the annotation folder's MIDI score
+    user_scores: dict[str, Path] | None = None  # score_file_name -> the user's MIDI score
 
     @classmethod
-    def open(cls, audio: str | Path | None, pitchtracks: str | Path | None) -> "_Sources":
+    def open(cls, annotations: Path, audio: str | Path | None, pitchtracks: str | Path | None,
+             scores: str | Path | None) -> "_Sources":
         audio_root = Path(audio) if audio is not None else None
         audio_table, audio_finder = None, None
         if audio_root is not None:
@@ -216,7 +256,9 @@ class _Sources:
             if not track_root.is_dir():
                 raise FileNotFoundError(f"pitch-track root {pitchtracks} does not exist")
             track_finder = _FileFinder(track_root, ("_pyin_pitchtrack.txt",), "*_pyin_pitchtrack.txt")
-        return cls(audio_root, audio_table, audio_finder, track_root, track_finder)
+        own = {piece_id(year, "middleschool", "Alto Saxophone", "technical_etude"): p.resolve()
+               for year, p in annotation_scores(annotations).items()}
+        return cls(audio_root, audio_table, audio_finder, track_root, track_finder, own, _user_scores(scores))
 
     def audio(self, rid: str, year: int, band: str, sid: str, notes: list[str]) -> str:
         """The audio path of one audition ("" with a note when there is none)."""
@@ -238,6 +280,13 @@ class _Sources:
             return str(found[0].resolve())
         notes.append(f"no audio file {sid}.* under {self.audio_root}")
         return ""
+
+    def score(self, year: int, band: str, instrument: str, segment: str) -> str:
+        """The MIDI score of one piece ("" when there is none): the user's, else the annotations'."""
+        found = (self.user_scores or {}).get(score_file_name(year, band, instrument, segment))
+        if found is None:
+            found = (self.annotation_scores or {}).get(piece_id(year, band, instrument, segment))
+        return str(found) if found is not None else ""
 
     def pitchtrack(self, sid: str, notes: list[str]) -> str:
         """The pitch-track path of one student ("" with a note when there is none)."""
@@ -303,6 +352,8 @@ def _index_row(rec, root: Path, options: IndexOptions, sources: _Sources) -> dic
         reasons.append("bad_id")
     row["audio_path"] = sources.audio(rid, year, band, sid, notes)
     row["pitchtrack_path"] = sources.pitchtrack(sid, notes)
+    row["piece_id"] = piece_id(year, band, str(rec.instrument), options.segment)
+    row["reference_path"] = sources.score(year, band, str(rec.instrument), options.segment)
     row["usable"] = not reasons
     row["reason"] = reasons[0] if reasons else ""
     row["note"] = "; ".join(reasons + notes)
@@ -337,6 +388,7 @@ def build_index(
     *,
     audio: str | Path | None = None,
     pitchtracks: str | Path | None = None,
+    scores: str | Path | None = None,
     options: IndexOptions = IndexOptions(),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Index the FBA auditions of an annotation checkout.
@@ -345,6 +397,8 @@ def build_index(
         annotations: MIG-FbaData checkout (``normalized_student_scores.csv`` + ``FBA<year>/``).
         audio: audio root (or a table of paths); None = no audio paths.
         pitchtracks: root searched for ``<id>_pyin_pitchtrack.txt``; None = no pitch tracks.
+        scores: folder of the user's MIDI scores named as :func:`score_file_name` says; they fill
+            ``reference_path`` (beside, and before, the annotation folder's own scores).
         options: selection, split seed, and whether unusable rows are kept.
 
     Returns:
@@ -353,7 +407,7 @@ def build_index(
     """
     root = Path(annotations)
     sel = _select(root, options)
-    sources = _Sources.open(audio, pitchtracks)
+    sources = _Sources.open(root, audio, pitchtracks, scores)
     rows = [_index_row(rec, root, options, sources) for rec in sel.itertuples(index=False)]
     table = pd.DataFrame(rows, columns=[*C.RATINGS_COLUMNS, "usable", "reason", "note"])
     counts = _count_table(table, options, with_audio=audio is not None,

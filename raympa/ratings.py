@@ -3,8 +3,11 @@
 A ratings table is the contract between the data stage (``raympa fba-index``, ``raympa
 demo-data``) and everything after it (docs/architecture.md, "Ratings table"). Its columns are
 ``constants.RATINGS_COLUMNS``; ratings are floats in [0, 1] (NaN = missing); ``segment_start``
-and ``segment_duration`` are seconds into the audio file (NaN = the whole file); ``audio_path``
-and ``pitchtrack_path`` may be empty, and relative paths resolve against the table's folder.
+and ``segment_duration`` are seconds into the audio file (NaN = the whole file); ``audio_path``,
+``pitchtrack_path``, ``piece_id`` and ``reference_path`` may be empty, and relative paths resolve
+against the table's folder. ``piece_id`` names the piece a row plays (rows of one piece share it);
+``reference_path`` is one reference of that piece: a MIDI score, an audio file, or a pitch track
+in the ``time_sec,f0_hz`` format.
 
 Split (Seshadri & Lerch 2021, section 4.2: 8:1:1; the original code shuffles with a fixed seed,
 so the split is the same for every training seed): :func:`assign_splits` puts each student
@@ -29,9 +32,10 @@ import pandas as pd
 from raympa import constants as C
 
 RATING_COLUMNS = C.RATED_COLUMNS  # kept for callers of the old name
-STRING_COLUMNS = ("recording_id", "student_id", "band", "instrument", "audio_path", "pitchtrack_path", "split")
+STRING_COLUMNS = ("recording_id", "student_id", "band", "instrument", "audio_path", "pitchtrack_path", "split",
+                  "piece_id", "reference_path")
 FLOAT_COLUMNS = (*C.RATED_COLUMNS, "segment_start", "segment_duration")
-PATH_COLUMNS = ("audio_path", "pitchtrack_path")
+PATH_COLUMNS = ("audio_path", "pitchtrack_path", "reference_path")  # relative: against the table's folder
 _BLOCK = 10  # groups per block of the systematic split: 8 train, 1 val, 1 test (paper: 8:1:1)
 
 
@@ -201,8 +205,8 @@ def read_ratings(path: str | Path, *, split_seed: int = 0, resolve_paths: bool =
     Args:
         path: the table file, or a folder holding ``ratings.csv`` (a demo folder).
         split_seed: seed of :func:`assign_splits`, used only when the table has no split.
-        resolve_paths: turn relative ``audio_path`` / ``pitchtrack_path`` into absolute paths
-            (against the table's folder).
+        resolve_paths: turn relative ``audio_path`` / ``pitchtrack_path`` / ``reference_path``
+            into absolute paths (against the table's folder).
 
     Returns:
         The validated table, columns ``constants.RATINGS_COLUMNS`` first (extra columns kept),

@@ -99,6 +99,13 @@ def test_demo_is_deterministic_and_in_index_format(tmp_path: Path) -> None:
     dev = pd.read_csv(tmp_path / "a" / "deviations.csv")
     assert list(dev["recording_id"]) == list(df["recording_id"])
     assert set(demo.DEVIATIONS) <= set(dev.columns)
+    for row in df.itertuples():  # each etude as MIDI: the score the row plays
+        score = etudes.read_midi_etude(row.reference_path)
+        notes = pd.read_csv(tmp_path / "a" / "etudes.csv")
+        played = notes[(notes["year"] == row.year) & (notes["instrument"] == row.instrument)]
+        assert np.array_equal(score.pitch, played["midi"]) and np.allclose(score.start, played["start_beat"])
+        assert score.tempo_bpm == pytest.approx(played["tempo_bpm"].iloc[0], rel=1e-4)
+        assert row.piece_id == f"{row.year}/{row.band}/{row.instrument}/technical_etude"
     t3 = demo.make_demo(tmp_path / "c", n=4, seed=6, duration_s=2.5, render_audio=False)
     assert not t3[list(C.CRITERIA)].equals(t1[list(C.CRITERIA)])
 

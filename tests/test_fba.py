@@ -147,3 +147,29 @@ def test_counts_on_shared_fba(shared_fba: Path) -> None:
     assert usable["segment_duration"].gt(0).all()
     # the one zero-length technical etude belongs to a bad id (29429), so the final count holds
     assert table.set_index("student_id").loc["29429", "note"].startswith("bad_segment; bad_id")
+
+
+def test_piece_ids_and_user_scores(fake_fba: Path, tmp_path: Path) -> None:
+    """piece_id is always filled; reference_path comes from a --scores file named as documented."""
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    name = fba.score_file_name(2013, "middleschool", "Flute", TECH)
+    assert name == "2013_middleschool_flute_technical_etude.mid"
+    (scores / name).write_bytes(b"MThd")  # only the name matters to the index
+    (scores / "unrelated.mid").write_bytes(b"MThd")
+    table, _ = fba.build_index(fake_fba, scores=scores, options=fba.IndexOptions(keep_unusable=True))
+    assert (table["piece_id"] == [fba.piece_id(y, b, i, TECH) for y, b, i in
+                                  zip(table["year"], table["band"], table["instrument"])]).all()
+    flute13 = (table["year"] == 2013) & (table["instrument"] == "Flute") & (table["band"] == "middleschool")
+    assert (table.loc[flute13, "reference_path"] == str((scores / name).resolve())).all()
+    assert (table.loc[~flute13, "reference_path"] == "").all()
+    with pytest.raises(FileNotFoundError, match="score folder"):
+        fba.build_index(fake_fba, scores=tmp_path / "nope")
+
+
+def test_annotation_scores_fill_reference_path(shared_fba: Path) -> None:
+    table, _ = fba.build_index(shared_fba, options=fba.IndexOptions(years=(2013, 2014, 2015, 2016)))
+    sax = (table["band"] == "middleschool") & (table["instrument"] == "Alto Saxophone") & (table["year"] <= 2015)
+    assert sax.sum() > 100 and table.loc[sax, "reference_path"].str.endswith(".mid").all()
+    assert (table.loc[~sax, "reference_path"] == "").all()
+    assert table["piece_id"].nunique() == table.groupby(["year", "band", "instrument"]).ngroups

@@ -101,3 +101,16 @@ def test_split_is_8_1_1_within_each_band() -> None:
     counts = pd.crosstab(df["band"], split)
     assert counts.loc["middleschool"].to_dict() == {"test": 5, "train": 40, "val": 5}
     assert counts.loc["symphonicband"].to_dict() == {"test": 3, "train": 24, "val": 3}
+
+
+def test_reference_path_resolves_like_audio_path(tmp_path: Path) -> None:
+    df = _table(10, per_student=1)
+    df["piece_id"] = "2013/middleschool/Flute/technical_etude"
+    df["reference_path"] = ["scores/a.mid"] * 5 + ["/abs/b.csv"] * 4 + [""]
+    write_ratings(df, tmp_path / "t" / "ratings.csv")
+    r = read_ratings(tmp_path / "t")
+    assert r["reference_path"].iloc[0] == str(tmp_path / "t" / "scores" / "a.mid")
+    assert r["reference_path"].iloc[5] == "/abs/b.csv" and r["reference_path"].iloc[-1] == ""
+    assert (r["piece_id"] == "2013/middleschool/Flute/technical_etude").all()
+    bare = read_ratings(write_ratings(_table(10, per_student=1), tmp_path / "u.csv"))
+    assert (bare["piece_id"] == "").all() and (bare["reference_path"] == "").all()  # optional columns

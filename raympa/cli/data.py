@@ -13,6 +13,9 @@ def _add_fba_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotations", required=True, help="MIG-FbaData checkout (holds FBA2013..FBA2018 and the scores CSV)")
     p.add_argument("--audio", default=None, help="audio root (<year>-<year+1>/<band>/<id>/<id>.mp3)")
     p.add_argument("--pitchtracks", default=None, help="root of <id>_pyin_pitchtrack.txt files")
+    p.add_argument("--scores", default=None,
+                   help="folder of MIDI scores named <year>_<band>_<instrument>_<segment>.mid (instrument in "
+                        "lower case, letters and digits only, e.g. 2014_symphonicband_bbclarinet_technical_etude.mid)")
     p.add_argument("--out", required=True, help="index file (.csv, or .parquet)")
     p.add_argument("--years", default="2013-2018", help="e.g. 2013-2018 or 2013,2015 (default %(default)s)")
     p.add_argument("--bands", default="middleschool,symphonicband", help="comma list (default %(default)s)")
@@ -58,7 +61,7 @@ def run_fba_index(args: argparse.Namespace) -> int:
             keep_unusable=args.keep_unusable,
         )
         table, counts = build_index(args.annotations, audio=args.audio, pitchtracks=args.pitchtracks,
-                                    options=options)
+                                    scores=args.scores, options=options)
     except (FileNotFoundError, ValueError) as err:
         print(f"raympa fba-index: error: {err}", file=sys.stderr)
         return 2
@@ -66,6 +69,7 @@ def run_fba_index(args: argparse.Namespace) -> int:
     print(counts.to_string())
     usable = table[table["usable"]] if "usable" in table.columns else table
     print(f"\nsplit (usable rows): {usable['split'].value_counts().reindex(list(C.SPLITS), fill_value=0).to_dict()}")
+    print(f"rows with a reference score: {int((table['reference_path'] != '').sum())}")
     print(f"wrote {len(table)} rows to {out}")
     return 0
 

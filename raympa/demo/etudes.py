@@ -229,7 +229,32 @@ def read_midi_etude(path: str | Path, *, name: str | None = None, phrase_gap_bea
 
 def fba_etude_midis(annotations: str | Path) -> dict[int, Path]:
     """The real middle-school technical etudes of a MIG-FbaData checkout: year -> MIDI path."""
-    found = {}
-    for p in sorted(Path(annotations).glob("FBA*/middleschool/musicalscores/altosax/*tech*.mid")):
-        found[int(p.parts[-5][3:])] = p
-    return found
+    from raympa.fba import annotation_scores
+
+    return annotation_scores(annotations)
+
+
+def write_midi_etude(etude: Etude, path: str | Path, *, ticks_per_beat: int = 480) -> Path:
+    """Write an etude as a one-track MIDI file at its nominal tempo (what :func:`read_midi_etude`
+    reads back: the same pitches, onsets and durations in beats, and tempo)."""
+    import mido
+
+    midi = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=int(round(60e6 / etude.tempo_bpm)), time=0))
+    track.append(mido.MetaMessage("track_name", name=etude.name, time=0))
+    events = []  # (tick, order, message): offs before ons at the same tick
+    for p, st, du in zip(etude.pitch, etude.start, etude.dur):
+        on = int(round(st * ticks_per_beat))
+        off = max(on + 1, int(round((st + du) * ticks_per_beat)))
+        events.append((on, 1, mido.Message("note_on", note=int(p), velocity=80)))
+        events.append((off, 0, mido.Message("note_off", note=int(p), velocity=0)))
+    now = 0
+    for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi.save(str(path))
+    return path

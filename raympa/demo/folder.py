@@ -4,7 +4,10 @@ Outputs of :func:`make_demo`: ``DIR/audio/<year>/<band>/<student_id>.wav``, ``DI
 (the ratings-table format of docs/data.md; ``audio_path`` relative to DIR; no segment columns
 because each file is the etude), ``DIR/deviations.csv`` (recording_id, skill, intended and
 realised amounts), ``DIR/etudes.csv`` (the scores played) and ``DIR/demo.json`` (the generator's
-settings). Every audition has its own random stream, so the output is the same for any number of
+settings), ``DIR/scores/*.mid`` (each etude as a MIDI file, the rows' ``reference_path``; named
+as ``raympa.fba.score_file_name`` says, so the folder also serves ``raympa fba-index --scores``).
+``piece_id`` is ``<year>/<band>/<instrument>/technical_etude`` as in the FBA index: one etude per
+year, band and instrument. Every audition has its own random stream, so the output is the same for any number of
 worker processes.
 """
 
@@ -21,10 +24,18 @@ import numpy as np
 import pandas as pd
 
 from raympa import constants as C
+from raympa import fba
 from raympa.demo.judge import DEVIATIONS, HALO, JUDGE_NOISE, JUDGE_WEIGHTS, calibrate_judge, sample_amounts
 from raympa.demo.performance import Audition, perform, render_audition
 
 DEMO_YEARS = (2013, 2014, 2015)  # one etude per year and instrument, like the FBA
+SEGMENT = "technical_etude"  # the FBA audition segment the demo stands in for
+SCORES_DIR = "scores"  # DIR/scores/<fba.score_file_name>: each etude as a MIDI file
+
+
+def _score_path(year: int, band: str, instrument: str) -> str:
+    """Where the etude of a year, band and instrument is written, relative to the demo folder."""
+    return f"{SCORES_DIR}/{fba.score_file_name(year, band, instrument, SEGMENT)}"
 
 
 def _etudes(seed: int, band: str, annotations: str | Path | None, duration_s: float | None) -> dict:
@@ -104,7 +115,9 @@ def make_demo(
                                   float(realised["tone_noise"]), (seed, 2, i), str(out / rel)))
         rows.append({"recording_id": rid, "student_id": sid, "year": int(year[i]), "band": band,
                      "instrument": str(instrument[i]), "audio_path": rel, "pitchtrack_path": "",
-                     "segment_start": np.nan, "segment_duration": np.nan})
+                     "segment_start": np.nan, "segment_duration": np.nan,
+                     "piece_id": fba.piece_id(int(year[i]), band, str(instrument[i]), SEGMENT),
+                     "reference_path": _score_path(int(year[i]), band, str(instrument[i]))})
         dev_rows.append({"recording_id": rid, "skill": float(intended["skill"].iloc[i]), "etude": et.name,
                          "tempo_bpm": round(et.tempo_bpm, 2), "seconds": round(extra["total_s"], 3),
                          **{k: float(v) for k, v in realised.items()},
@@ -124,6 +137,8 @@ def make_demo(
     write_ratings(table, out / "ratings.csv")
     deviations.to_csv(out / "deviations.csv", index=False, float_format="%.6g")
     _write_etudes(etudes, out / "etudes.csv")
+    for (y, inst), et in etudes.items():
+        E.write_midi_etude(et, out / _score_path(y, band, inst))
     meta = {"n": n, "seed": seed, "band": band, "split_seed": split_seed, "duration_s": duration_s,
             "fba_annotations": str(fba_annotations) if fba_annotations else None,
             "sample_rate": C.SAMPLE_RATE, "skill_loading": judge.skill_loading,
