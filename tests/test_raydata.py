@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,14 @@ def fails_on_b(row):
 
 
 def test_row_errors_become_one_line_error_rows_in_input_order(ray_local):
+    from ray.util.annotations import RayDeprecationWarning
+
     rows = [{"recording_id": r, "path": f"/x/{r}"} for r in ("c", "b", "a")]
-    table = raydata.map_rows(rows, fails_on_b, meta_types=[("n", "int64")], rows_per_task=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = raydata.map_rows(rows, fails_on_b, meta_types=[("n", "int64")], rows_per_task=2)
+    deprecated = [str(w.message) for w in caught if issubclass(w.category, RayDeprecationWarning)]
+    assert not deprecated, deprecated  # no argument Ray says it will remove
     assert table.column("recording_id").to_pylist() == ["c", "b", "a"]
     assert table.column("error").to_pylist() == [None, "RuntimeError: bad input", None]
     assert table.column("n").to_pylist() == [2, None, 2]
