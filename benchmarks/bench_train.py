@@ -22,7 +22,8 @@ import torch
 
 from raympa.config import TrainConfig
 from raympa.dataset import synthetic_set
-from raympa.train import _Run
+from raympa.sampling import epoch_batches
+from raympa.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def time_epochs(cfg: TrainConfig, data, *, stage: int, repeats: int, threads: in
     Every step reads its loss back (``float(loss)``), so GPU work is finished when timed.
     """
     torch.set_num_threads(threads)
-    run = _Run(cfg, data, torch.device(cfg.device))
+    run = Trainer([cfg], data, torch.device(cfg.device))
     run.stage_index = stage
     run.train_epoch()  # warm-up (allocations, first-call overheads)
     times = []
@@ -41,14 +42,17 @@ def time_epochs(cfg: TrainConfig, data, *, stage: int, repeats: int, threads: in
         t0 = time.perf_counter()
         run.train_epoch()
         times.append(time.perf_counter() - t0)
-    chunks = sum(len(w) for w, _ in run._batches())
-    return statistics.median(times), chunks
+    lengths = run.splits["train"].lengths_np
+    batches = epoch_batches(lengths, chunking=cfg.chunking, chunk_frames=cfg.chunk_frames, chunk_hop=cfg.chunk_hop,
+                            chunks_per_recording=cfg.chunks_per_recording, batch_size=cfg.batch_size,
+                            min_steps=cfg.min_steps_per_epoch, generator=torch.Generator().manual_seed(0))
+    return statistics.median(times), sum(len(b.which) for b in batches)
 
 
 def time_eval(cfg: TrainConfig, data, *, repeats: int, threads: int) -> tuple[float, int]:
     """Median seconds of a full-length pass over the validation split and its frame count."""
     torch.set_num_threads(threads)
-    run = _Run(cfg, data, torch.device(cfg.device))
+    run = Trainer([cfg], data, torch.device(cfg.device))
     run.full_length("val")
     if cfg.device == "cuda":
         torch.cuda.synchronize()

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from raympa import constants as C
 
-ModelName = Literal["pcconvnet", "contrastive", "contrastive-jl"]
+ModelName = Literal["pcconvnet", "contrastive", "contrastive-jl"]  # for type checkers; the names are C.MODELS
 Criterion = Literal["musicality", "note_accuracy", "rhythm_accuracy"]
 ContrastiveTerm = Literal["weighted", "rnc"]
 Pairing = Literal["halves", "all"]
 Chunking = Literal["random", "fixed", "code"]
 PitchNorm = Literal["midi127", "midi36_72"]
 Backend = Literal["fast", "librosa"]
+assert get_args(ModelName) == C.MODELS, "ModelName must list raympa.constants.MODELS"
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError with an actionable message for an impossible configuration."""
         choices = {
-            "model": ("pcconvnet", "contrastive", "contrastive-jl"),
+            "model": C.MODELS,
             "criterion": C.CRITERIA,
             "contrastive": ("weighted", "rnc"),
             "pairing": ("halves", "all"),

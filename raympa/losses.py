@@ -25,7 +25,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 BIN_TOLERANCE = 1e-5  # ours, in bin units: a rating within this of a bin's lower bound is in it
 _TINY = 1e-12  # ours: floor under squared distances so sqrt has a finite gradient at d = 0
@@ -185,70 +184,6 @@ def contrastive_term(
         used = torch.unique(torch.cat([i, j]))
         return rank_n_contrast_loss(z[used], y[used], temperature=temperature)
     raise ValueError(f"contrastive={kind!r}; choose 'weighted' or 'rnc'")
-
-
-# ----------------------------------------------------------------------------- K members at once
-@dataclass(frozen=True)
-class MemberLoss:
-    """The loss settings of K members (their TrainConfigs), for the member-batched losses below.
-
-    Losses take predictions (batch, K), latents (batch, K, dim), ratings (batch, K) and pairs
-    (K, pairs) and return one value per member, (K,): member k's value is what the single-run
-    loss gives on member k's batch. With K = 1 they run the single-run code itself.
-    """
-
-    kind: str  # "weighted" or "rnc"
-    pairing: str  # "halves" or "all"
-    n_bins: tuple[int, ...]  # (K,)
-    margin: tuple[float, ...]  # (K,)
-    temperature: tuple[float, ...]  # (K,)
-    jl_lambda: tuple[float, ...]  # (K,)
-
-    @classmethod
-    def from_configs(cls, cfgs: Sequence[Any]) -> "MemberLoss":
-        return cls(kind=cfgs[0].contrastive, pairing=cfgs[0].pairing,
-                   n_bins=tuple(c.n_bins for c in cfgs), margin=tuple(c.margin for c in cfgs),
-                   temperature=tuple(c.rnc_temperature for c in cfgs), jl_lambda=tuple(c.jl_lambda for c in cfgs))
-
-    def mse(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(batch, K) x2 -> (K,) mean squared error per member."""
-        if pred.shape[1] == 1:
-            return F.mse_loss(pred[:, 0], y[:, 0]).view(1)
-        return (pred - y).pow(2).mean(dim=0)
-
-    def contrastive(self, z: torch.Tensor, y: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """(batch, K, dim), (batch, K), (K, pairs) x2 -> (K,) contrastive term per member."""
-        k = z.shape[1]
-        if k == 1 or self.kind != "weighted":
-            return torch.stack([contrastive_term(z[:, m], y[:, m], i[m], j[m], kind=self.kind,
-                                                 n_bins=self.n_bins[m], margin=self.margin[m],
-                                                 temperature=self.temperature[m]) for m in range(k)])
-        zt, yt = z.transpose(0, 1), y.transpose(0, 1)  # (K, batch, dim), (K, batch)
-        dim = z.shape[2]
-        z1 = zt.gather(1, i[:, :, None].expand(-1, -1, dim))  # (K, pairs, dim)
-        z2 = zt.gather(1, j[:, :, None].expand(-1, -1, dim))
-        n_bins = torch.tensor(self.n_bins, dtype=torch.float64, device=z.device)[:, None]  # (K, 1)
-        bins = torch.minimum(torch.floor(yt.detach().to(torch.float64) * n_bins + BIN_TOLERANCE).clamp(min=0),
-                             n_bins - 1).to(torch.int64)  # (K, batch), as rating_bins
-        b1, b2 = bins.gather(1, i), bins.gather(1, j)  # (K, pairs)
-        d2 = (z1 - z2).pow(2).sum(dim=2)  # (K, pairs)
-        d = _safe_sqrt(d2)
-        m = torch.tensor(self.margin, dtype=d.dtype, device=z.device)[:, None] * (b1 - b2).abs().to(d.dtype)
-        per_pair = torch.where(b1 == b2, 0.5 * d2, 0.5 * torch.relu(m - d).pow(2))
-        return per_pair.mean(dim=1)
-
-    def joint(self, pred: torch.Tensor, z: torch.Tensor, y: torch.Tensor, i: torch.Tensor,
-              j: torch.Tensor) -> torch.Tensor:
-        """Training loss of the joint model, (K,): MSE(i) + MSE(j) + lambda * L_C with pairing
-        "halves" (original code's mixed loss), MSE + lambda * L_C with "all"."""
-        lam = torch.tensor(self.jl_lambda, dtype=pred.dtype, device=pred.device)  # (K,)
-        if self.pairing == "halves":
-            pt, yt = pred.transpose(0, 1), y.transpose(0, 1)  # (K, batch)
-            mse = (self.mse(pt.gather(1, i).transpose(0, 1), yt.gather(1, i).transpose(0, 1))
-                   + self.mse(pt.gather(1, j).transpose(0, 1), yt.gather(1, j).transpose(0, 1)))
-        else:
-            mse = self.mse(pred, y)
-        return mse + lam * self.contrastive(z, y, i, j)
 
 
 # ----------------------------------------------------------------------------- stage losses

@@ -19,11 +19,27 @@ Inputs are normalised pitch contours, (batch, n_frames) float32. Because the net
 convolutional, a batch of contours of different lengths can be zero-padded to a common length
 and given ``lengths``: the time means are then taken over each contour's own valid output
 frames, which gives exactly the result of running each contour alone (in eval mode).
+
+Members. Every model is built with ``members=K`` (default 1): K independent copies of the
+network stacked into one, so K training runs take one step together (:mod:`raympa.members`).
+Its layers are :class:`GroupConv1d` (``Conv1d(K*c_in, K*c_out, groups=K)``),
+:class:`GroupBatchNorm1d` (``BatchNorm1d(K*c)``: per-member statistics, per-member batch
+counter) and :class:`GroupLinear`; at K = 1 they are the plain torch layers, with the same
+initialisation. Shapes with K members: input (batch, K, n_frames), or (batch, n_frames) shared by
+every member; prediction (batch, K); latent (batch, K, 16). With K = 1 and a 2-d input the
+outputs are (batch,) and (batch, 16), as a plain model. Every tensor of the state dict holds the
+members back to back along its first axis, so ``t.view(K, -1)[k]`` is member k's
+(:func:`raympa.members.member_state`).
+
+Adding a model: a subclass of :class:`_Base` built from these layers, taking ``members``, with
+``encoder`` (and ``head`` when a stage trains it alone) as attributes, registered in
+:data:`MODEL_CLASSES` under a name of :data:`raympa.constants.MODELS`.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from raympa import constants as C
@@ -32,7 +48,7 @@ KERNEL = 7  # paper / Pati et al.: kernel size of the three conv blocks
 STRIDE = 3  # paper / Pati et al.: stride of the three conv blocks
 CHANNELS = (1, 4, 8, 16)  # paper / Pati et al.: channels of the three conv blocks
 FINAL_KERNEL = 35  # Pati et al.: PCConvNet's last conv covers the 35 frames left of a 1000 chunk
-HEAD_HIDDEN = 8  # DESIGN.md section 2 (original code): Linear(16, 8) -> Linear(8, 1)
+HEAD_HIDDEN = 8  # original code (pseshadri9/contrastive-music-performance-assessment): Linear(16, 8) -> Linear(8, 1)
 assert CHANNELS[-1] == C.LATENT_DIM
 
 
@@ -58,14 +74,47 @@ def masked_time_mean(h: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     return (h * mask[:, None, :]).sum(dim=2) / valid.clamp(min=1).to(h.dtype)[:, None]
 
 
-class ConvEncoder(nn.Module):
-    """The three conv blocks shared by both models: (batch, n_frames) -> (batch, 16, frames')."""
+class GroupConv1d(nn.Conv1d):
+    """K members' ``Conv1d(c_in, c_out)`` as one grouped convolution: (batch, K*c_in, t) -> (batch, K*c_out, t')."""
 
-    def __init__(self) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, *, members: int = 1) -> None:
+        super().__init__(members * c_in, members * c_out, kernel, stride, groups=members)
+
+
+class GroupBatchNorm1d(nn.BatchNorm1d):
+    """K members' ``BatchNorm1d(c)``: statistics per member and channel, one batch counter per member."""
+
+    def __init__(self, c: int, *, members: int = 1) -> None:
+        super().__init__(members * c)
+        if members > 1:
+            self.num_batches_tracked = torch.zeros(members, dtype=torch.long)  # (K,)
+
+
+class GroupLinear(nn.Linear):
+    """K members' ``Linear(c_in, c_out)``: (batch, K, c_in) -> (batch, K, c_out)."""
+
+    def __init__(self, c_in: int, c_out: int, *, members: int = 1) -> None:
+        super().__init__(c_in, members * c_out)
+        self.members, self.c_out = members, c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.members == 1:
+            return F.linear(x, self.weight, self.bias)  # (batch, 1, c_out)
+        k = self.members
+        w = self.weight.view(k, self.c_out, -1).transpose(1, 2)  # (K, c_in, c_out)
+        out = torch.baddbmm(self.bias.view(k, 1, self.c_out), x.transpose(0, 1), w)  # (K, batch, c_out)
+        return out.transpose(0, 1)  # (batch, K, c_out)
+
+
+class ConvEncoder(nn.Module):
+    """The three conv blocks shared by both models: (batch, K, n_frames) -> (batch, K*16, frames')."""
+
+    def __init__(self, *, members: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in zip(CHANNELS[:-1], CHANNELS[1:]):
-            layers += [nn.Conv1d(c_in, c_out, KERNEL, STRIDE), nn.BatchNorm1d(c_out), nn.ReLU()]
+            layers += [GroupConv1d(c_in, c_out, KERNEL, STRIDE, members=members),
+                       GroupBatchNorm1d(c_out, members=members), nn.ReLU()]
         self.blocks = nn.Sequential(*layers)
 
     @staticmethod
@@ -76,40 +125,72 @@ class ConvEncoder(nn.Module):
         return n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x.unsqueeze(1))  # (batch, 1, n_frames) -> (batch, 16, frames')
+        return self.blocks(x)  # (batch, K, n_frames) -> (batch, K*16, frames')
 
 
 class _Base(nn.Module):
-    """Shared API: ``forward(x, lengths=None) -> (batch,)`` and ``latent(x, lengths=None)``."""
+    """Shared API: ``forward(x, lengths=None)``, ``latent(x, lengths=None)``, ``forward_latent``."""
 
     min_frames: int  # shortest input the model accepts, frames
+    latent_dim: int = C.LATENT_DIM
 
-    def __init__(self) -> None:
+    def __init__(self, *, members: int = 1) -> None:
         super().__init__()
-        self.encoder = ConvEncoder()
+        if members < 1:
+            raise ValueError(f"members={members}; need at least 1")
+        self.members = members
+        self.encoder = ConvEncoder(members=members)
 
-    def _check(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | None:
-        if x.dim() != 2:
-            raise ValueError(f"expected (batch, n_frames) input, got shape {tuple(x.shape)}")
-        shortest = x.shape[1] if lengths is None else int(lengths.min())
+    def _input(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+        """Check ``x`` and bring it to (batch, K, n_frames); True when outputs lose the member axis."""
+        if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[1] != self.members):
+            raise ValueError(f"expected (batch, n_frames) or (batch, {self.members}, n_frames) input, "
+                             f"got shape {tuple(x.shape)}")
+        shortest = x.shape[-1] if lengths is None else int(lengths.min())
         if shortest < self.min_frames:
             raise ValueError(
                 f"{type(self).__name__} needs at least {self.min_frames} frames per contour, "
                 f"got {shortest}; pad short contours (raympa.dataset pads them to a chunk)"
             )
-        return lengths
+        squeeze = x.dim() == 2 and self.members == 1
+        if x.dim() == 2:
+            x = x.unsqueeze(1).expand(-1, self.members, -1)  # (batch, K, n_frames), shared input
+        return x, squeeze
+
+    def _latent(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder map (batch, K*16, frames') and latent (batch, K, 16) of a (batch, K, n_frames) input."""
+        h = self.encoder(x)  # (batch, K*16, frames')
+        valid = None if lengths is None else self.encoder.out_len(lengths)
+        return h, masked_time_mean(h, valid).view(x.shape[0], self.members, self.latent_dim)
 
     def latent(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, 16) time mean after the third conv block (the analysis' latent vector).
+        """(batch, [K,] 16) time mean after the third conv block (the analysis' latent vector).
 
         Args:
-            x: (batch, n_frames) normalised pitch, zero-padded when ``lengths`` is given.
+            x: (batch, n_frames) or (batch, K, n_frames) normalised pitch, zero-padded when
+                ``lengths`` is given.
             lengths: (batch,) int64 true lengths in frames, or None when all rows are full.
         """
-        lengths = self._check(x, lengths)
-        h = self.encoder(x)  # (batch, 16, frames')
-        valid = None if lengths is None else self.encoder.out_len(lengths)
-        return masked_time_mean(h, valid)  # (batch, 16)
+        x, squeeze = self._input(x, lengths)
+        _, z = self._latent(x, lengths)
+        return z[:, 0] if squeeze else z
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, [K,] n_frames) -> (batch, [K]) rating."""
+        return self.forward_latent(x, lengths)[0]
+
+    def forward_latent(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction (batch, [K]) and latent (batch, [K,] 16) from one encoder pass."""
+        x, squeeze = self._input(x, lengths)
+        pred, z = self._forward_latent(x, lengths)  # (batch, K), (batch, K, 16)
+        return (pred[:, 0], z[:, 0]) if squeeze else (pred, z)
+
+    def _forward_latent(
+        self, x: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -120,32 +201,20 @@ class PCConvNet(_Base):
 
     min_frames = 997  # 997 -> 331 -> 109 -> 35 -> 1 output frame
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, members: int = 1) -> None:
+        super().__init__(members=members)
         self.final = nn.Sequential(
-            nn.Conv1d(CHANNELS[-1], 1, FINAL_KERNEL, 1), nn.BatchNorm1d(1), nn.ReLU()
+            GroupConv1d(CHANNELS[-1], 1, FINAL_KERNEL, 1, members=members),
+            GroupBatchNorm1d(1, members=members), nn.ReLU()
         )
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, n_frames) -> (batch,) rating (>= 0 after the ReLU; clipped at evaluation)."""
-        lengths = self._check(x, lengths)
-        h = self.final(self.encoder(x))  # (batch, 1, frames'')
-        valid = None
-        if lengths is not None:
-            valid = _out_len(self.encoder.out_len(lengths), FINAL_KERNEL, 1)
-        return masked_time_mean(h, valid)[:, 0]  # (batch,)
-
-    def forward_latent(
-        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    def _forward_latent(
+        self, x: torch.Tensor, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prediction (batch,) and latent (batch, 16) from one encoder pass."""
-        lengths = self._check(x, lengths)
-        h = self.encoder(x)  # (batch, 16, frames')
-        o = self.final(h)  # (batch, 1, frames'')
-        if lengths is None:
-            return o.mean(dim=2)[:, 0], h.mean(dim=2)
-        v3 = self.encoder.out_len(lengths)
-        return masked_time_mean(o, _out_len(v3, FINAL_KERNEL, 1))[:, 0], masked_time_mean(h, v3)
+        h, z = self._latent(x, lengths)  # (batch, K*16, frames'), (batch, K, 16)
+        o = self.final(h)  # (batch, K, frames'')
+        valid = None if lengths is None else _out_len(self.encoder.out_len(lengths), FINAL_KERNEL, 1)
+        return masked_time_mean(o, valid), z  # (batch, K): >= 0 after the ReLU; clipped at evaluation
 
 
 class ContrastiveCNN(_Base):
@@ -153,32 +222,37 @@ class ContrastiveCNN(_Base):
 
     min_frames = 79  # 79 -> 25 -> 7 -> 1 encoder frame
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, members: int = 1) -> None:
+        super().__init__(members=members)
         self.head = nn.Sequential(
-            nn.Linear(C.LATENT_DIM, HEAD_HIDDEN), nn.Linear(HEAD_HIDDEN, 1)
+            GroupLinear(C.LATENT_DIM, HEAD_HIDDEN, members=members),
+            GroupLinear(HEAD_HIDDEN, 1, members=members),
         )
 
     def predict_from_latent(self, z: torch.Tensor) -> torch.Tensor:
-        """(batch, 16) embedding -> (batch,) rating in (0, 1)."""
-        return torch.sigmoid(self.head(z))[:, 0]
+        """(batch, [K,] 16) embedding -> (batch, [K]) rating in (0, 1)."""
+        if z.dim() == 2:
+            return torch.sigmoid(self.head(z.unsqueeze(1)))[:, 0, 0]
+        return torch.sigmoid(self.head(z))[..., 0]
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, n_frames) -> (batch,) rating in (0, 1)."""
-        return self.predict_from_latent(self.latent(x, lengths))
-
-    def forward_latent(
-        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    def _forward_latent(
+        self, x: torch.Tensor, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prediction (batch,) and latent (batch, 16) from one encoder pass."""
-        z = self.latent(x, lengths)
+        _, z = self._latent(x, lengths)  # (batch, K, 16)
         return self.predict_from_latent(z), z
 
 
-def build_model(name: str) -> PCConvNet | ContrastiveCNN:
-    """Model for a ``TrainConfig.model`` value: pcconvnet -> PCConvNet, contrastive* -> ContrastiveCNN."""
-    if name == "pcconvnet":
-        return PCConvNet()
-    if name in ("contrastive", "contrastive-jl"):
-        return ContrastiveCNN()
-    raise ValueError(f"unknown model {name!r}; choose pcconvnet, contrastive or contrastive-jl")
+# model name -> class (pcconvnet: Pati et al. 2018; the contrastive two: Seshadri & Lerch 2021)
+MODEL_CLASSES: dict[str, type[_Base]] = {
+    "pcconvnet": PCConvNet,
+    "contrastive": ContrastiveCNN,
+    "contrastive-jl": ContrastiveCNN,
+}
+assert tuple(MODEL_CLASSES) == C.MODELS, "MODEL_CLASSES must cover raympa.constants.MODELS"
+
+
+def build_model(name: str, *, members: int = 1) -> _Base:
+    """Model for a ``TrainConfig.model`` value (one of ``constants.MODELS``), with K ``members``."""
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"unknown model {name!r}; choose one of {list(C.MODELS)}")
+    return MODEL_CLASSES[name](members=members)

@@ -1,6 +1,6 @@
 """Score new recordings with trained checkpoints (``raympa predict``).
 
-A checkpoint (written by :func:`raympa.train.fit`, loadable with ``torch.load(weights_only=True)``)
+A checkpoint (written by :func:`raympa.train.fit` through :mod:`raympa.runfolder`, loadable with ``torch.load(weights_only=True)``)
 holds the model weights, its TrainConfig, and the extraction parameters of its training contours.
 New audio is decoded and its pitch contour extracted with exactly those parameters
 (:func:`raympa.contours.contour_from_audio`), then the whole contour goes through the fully
@@ -13,7 +13,6 @@ than a chunk, or mostly unvoiced, gets a prediction and a note.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -23,8 +22,6 @@ import numpy as np
 from raympa import constants as C
 
 if TYPE_CHECKING:
-    import argparse
-
     import pandas as pd
     import torch
 
@@ -52,7 +49,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a raympa checkpoint with ``torch.load(weights_only=True)`` and check its format."""
     import torch
 
-    from raympa.train import CHECKPOINT_FORMAT
+    from raympa.runfolder import CHECKPOINT_FORMAT
 
     p = Path(path)
     if not p.is_file():
@@ -66,8 +63,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def make_predictor(checkpoint: dict[str, Any] | str | Path, *, device: str = "auto") -> Predictor:
     """Build the model of a checkpoint (dict or path) in eval mode on ``device``."""
+    from raympa.evaluate import resolve_device
     from raympa.models import build_model
-    from raympa.train import resolve_device
 
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     dev = resolve_device(device)
@@ -117,7 +114,7 @@ def predict_contours(
     """
     import torch
 
-    from raympa.train import forward_full_length
+    from raympa.evaluate import forward_full_length
 
     pr = predictor if isinstance(predictor, Predictor) else make_predictor(predictor, device=device)
     ckpt = pr.checkpoint
@@ -199,19 +196,3 @@ def predict_files(
     df = pd.DataFrame(list(rows.values()), columns=["audio_path", *names])
     df["note"] = ["; ".join(notes[str(a)]) for a in audio]
     return df
-
-
-def cli_predict(args: "argparse.Namespace") -> int:
-    """``raympa predict``: print (or write with --out) predicted ratings per audio file."""
-    df = predict_files(args.checkpoint, args.audio, device=getattr(args, "device", "auto"))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.out, index=False)
-        print(f"{len(df)} recordings -> {args.out}", file=sys.stderr)
-    else:
-        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    for a, n in zip(df["audio_path"], df["note"]):
-        if n:
-            print(f"note: {a}: {n}", file=sys.stderr)
-    value_cols = [c for c in df.columns if c not in ("audio_path", "note")]
-    return 0 if df[value_cols].notna().any(axis=None) else 1

@@ -1,96 +1,333 @@
-"""One training run: PCConvNet, two-step ContrastiveCNN, or joint-loss ContrastiveCNN-JL.
+"""Training: PCConvNet, two-step ContrastiveCNN, or joint-loss ContrastiveCNN-JL; one run or K at once.
 
 Seshadri & Lerch 2021, sections 3.1 and 4.2, with the original code's choices as options
-(docs/divergences.md):
+(docs/divergences.md). Each model is a sequence of stages (:data:`STAGES`):
 
-* ``pcconvnet``: PCConvNet on MSE (paper: 300 epochs, lr 0.005).
+* ``pcconvnet``: stage ``regression`` trains the whole model on MSE (``epochs``, ``lr``).
 * ``contrastive`` (two-step, after Khosla et al. 2020): stage ``encoder`` trains the encoder on
-  the contrastive loss (paper: 150 epochs, lr 0.1); stage ``head`` freezes it (no gradients, and
-  eval mode so its BatchNorm running statistics stay put) and trains the head on MSE (paper:
-  300 epochs, lr 0.005).
-* ``contrastive-jl``: ``MSE(out1, y1) + MSE(out2, y2) + lambda * L_C`` on the two halves of the
-  batch (original code's "mixed" loss; the paper writes L = L_MSE + L_C, lambda = 1). With
-  ``pairing="all"`` the MSE term is the MSE over the batch.
+  the contrastive loss (``encoder_epochs``, ``encoder_lr``); stage ``head`` freezes it (no
+  gradients, and eval mode so its BatchNorm running statistics stay put) and trains the head on
+  MSE (``epochs``, ``lr``).
+* ``contrastive-jl``: stage ``joint``, ``MSE(out1, y1) + MSE(out2, y2) + lambda * L_C`` on the two
+  halves of the batch (original code's "mixed" loss; the paper writes L = L_MSE + L_C,
+  lambda = 1). With ``pairing="all"`` the MSE term is the MSE over the batch.
 
 Every stage uses SGD (momentum 0.9, weight decay 1e-5), early stopping when the validation loss
 has not decreased for ``patience`` epochs, and keeps the model of the best validation loss. An
 epoch is one pass over the training recordings with ``chunks_per_recording`` random chunks each
 (paper: one), or over all fixed windows (``chunking="fixed"``, original code). Validation is on
 the full-length validation recordings (the original code's ``vef``); the validation loss is the
-stage's loss on them (contrastive terms over all validation pairs). Evaluation reports
-scikit-learn's R² of predictions clipped to [0, 1], on full-length recordings and on windows of
-``chunk_frames`` with hop ``chunk_hop`` (each window labelled with its recording's rating).
+stage's loss on them (contrastive terms over all validation pairs). Evaluation
+(:mod:`raympa.evaluate`) reports R² of predictions clipped to [0, 1], on full-length recordings
+and on windows of ``chunk_frames`` with hop ``chunk_hop``.
+
+:func:`fit` trains one run; :func:`fit_members` trains K runs (the seeds of a configuration, or
+configurations differing in :data:`raympa.members.MEMBER_FIELDS`) as one stacked model, each
+member computing what its single run computes. A member that stops early waits, frozen, until
+every member has finished the stage; then all start the next stage together.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import random
-import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from raympa.config import ExtractConfig, TrainConfig
-from raympa.constants import LATENT_DIM
-from raympa.dataset import ContourSet
+from raympa.config import TrainConfig
+from raympa.dataset import ContourSet, DeviceSplit
+from raympa.evaluate import r2, resolve_device  # noqa: F401 (resolve_device is public here too)
+from raympa.stages import STAGES, Stage  # noqa: F401 (STAGES is public)
+from raympa.members import MemberProgress, member_loss, to_cpu
+from raympa.runfolder import TrainResult, describe_data, make_checkpoint, save_checkpoint, write_run  # noqa: F401 (public)
 
 if TYPE_CHECKING:
-    import argparse
-
     import torch
-
-CHECKPOINT_FORMAT = "raympa.checkpoint/1"
-STATE_FORMAT = "raympa.train-state/1"
-EVAL_FRAME_BUDGET = 1 << 21  # ours: frames per evaluation batch (about 8 MB of input)
-
-# model -> stages: (stage name, TrainConfig field with its epochs, field with its learning rate)
-STAGES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "pcconvnet": (("regression", "epochs", "lr"),),
-    "contrastive": (("encoder", "encoder_epochs", "encoder_lr"), ("head", "epochs", "lr")),
-    "contrastive-jl": (("joint", "epochs", "lr"),),
-}
 
 Callback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], None]
+MembersCallback = Callable[[list["dict[str, Any] | None"], Callable[[], dict[str, Any]]], None]
 
 
-@dataclass
-class TrainResult:
-    """What one run produced.
-
-    Attributes:
-        metrics: val_r2_full, val_r2_chunk, test_r2_full, test_r2_chunk, test_mse_full,
-            epochs_run, best_epoch, best_val_loss, n_train/n_val/n_test, seconds, device ...
-        latents: test set ``z`` (n, 16) float32, ``y`` (n,) float32, ``bins`` (n,) int64,
-            ``recording_id`` (n,) str, ``pred`` (n,) float32 (clipped to [0, 1]).
-        history: one metrics dict per epoch (what the callback received).
-        checkpoint: ``torch.save``-able dict (plain types + tensors; see :func:`make_checkpoint`).
-        config: the run's TrainConfig.
-    """
-
-    metrics: dict[str, Any]
-    latents: dict[str, np.ndarray]
-    history: list[dict[str, Any]]
-    checkpoint: dict[str, Any]
-    config: TrainConfig
+STATE_FORMAT = "raympa.train-state/2"
 
 
-def resolve_device(name: str) -> "torch.device":
-    """``"auto"`` -> CUDA when torch sees a GPU, else CPU; other names as given."""
+def _draw(trainer: "Trainer", plans: list[Any], step: int) -> tuple[Any, ...]:
+    """Member batches of one step: which, starts (batch, K), shift (batch, K, 1), pairs (pairs, K), frames."""
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but torch sees no CUDA device; use 'auto' or 'cpu'")
-    return dev
+    from raympa.losses import pair_up
+
+    stage, n_train = trainer.stage, trainer.splits["train"].n
+    first = next(p for p in plans if p is not None)[step]
+    size = len(first.which)
+    parts: list[list[Any]] = [[], [], [], [], []]
+    for m, plan in zip(trainer.members, plans):
+        shift = torch.zeros(size, 1)
+        if plan is None:  # frozen: any batch of the right shape, no draw from its generator
+            which, starts = torch.arange(size) % n_train, torch.zeros(size, dtype=torch.int64)
+            pairs = pair_up(size, "all") if m.cfg.pairing == "all" else (
+                torch.arange(size // 2), torch.arange(size // 2, 2 * (size // 2)))
+        else:
+            which, starts = plan[step].which, plan[step].starts
+            if m.cfg.pitch_shift > 0:  # as raympa.dataset.pitch_shift
+                u = torch.rand((size, 1), generator=m.generator, dtype=torch.float32)
+                shift = (u * 2 - 1) * m.cfg.pitch_shift
+            pairs = pair_up(size, m.cfg.pairing, generator=m.generator)
+        if not stage.pairs:
+            pairs = (None, None)
+        for lst, t in zip(parts, (which, starts, shift, *pairs)):
+            lst.append(t)
+    out = [None if p[0] is None else torch.stack(p, dim=1).to(trainer.device) for p in parts]
+    return (*out, first.n_frames)
+
+
+class Trainer:
+    """K members (K >= 1) trained as one stacked model: stages, steps, validation, early stopping.
+
+    Member k's slice of every model tensor is its own network (``raympa.members``); ``best``
+    holds each member's best state in the same layout. A member that stops (or fails) is frozen:
+    its slots are restored from ``best`` after every step and its generator is not drawn from.
+    """
+
+    def __init__(self, cfgs: Sequence[TrainConfig], data: ContourSet, device: "torch.device", *,
+                 band: str | None = None) -> None:
+        import torch
+
+        from raympa.losses import LossParams
+        from raympa.members import stack_members
+        from raympa.models import build_model
+
+        self.cfgs, self.k, self.device, self.band = list(cfgs), len(cfgs), device, band
+        cfg = self.cfgs[0]
+        with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            midi = torch.from_numpy(data.midi).to(device)  # (total_frames,) zero-copy on the CPU
+        self.splits = {s: DeviceSplit(data, data.indices(band=band, split=s, criterion=cfg.criterion), cfg.criterion, midi)
+                       for s in ("train", "val", "test")}
+        if self.splits["train"].n < 2:
+            raise ValueError(f"need at least 2 training recordings rated on {cfg.criterion}, "
+                             f"have {self.splits['train'].n}")
+        if self.splits["val"].n < 1:
+            raise ValueError("no validation recordings: early stopping and model selection need a 'val' split")
+        if self.splits["test"].n < 2:
+            warnings.warn(f"{self.splits['test'].n} test recordings: test metrics will be NaN", stacklevel=3)
+        singles = []
+        for c in self.cfgs:  # each member's initial weights: its single run's
+            seed_everything(c.seed)
+            singles.append(build_model(c.model))
+        model = singles[0] if self.k == 1 else stack_members(cfg.model, [m.state_dict() for m in singles])
+        self.model = model.to(device)
+        if cfg.chunk_frames < self.model.min_frames:
+            raise ValueError(f"chunk_frames={cfg.chunk_frames} is shorter than {cfg.model}'s "
+                             f"minimum input of {self.model.min_frames} frames")
+        self.live = self.model.state_dict()  # views of the model's tensors
+        self.members = [MemberProgress(c, torch.Generator().manual_seed(c.seed)) for c in self.cfgs]
+        self.stages = STAGES[cfg.model]
+        self.stage_index = 0
+        self.optimizer: Any = None
+        self.best: dict[str, torch.Tensor] | None = None
+        self.params = LossParams.from_configs(self.cfgs)
+
+    @property
+    def done(self) -> bool:
+        return self.stage_index >= len(self.stages) or all(m.error for m in self.members)
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.stage_index]
+
+    def _start_stage(self) -> None:
+        from raympa.members import MemberSGD
+
+        stage, cfg = self.stage, self.cfgs[0]
+        for p in self.model.encoder.parameters():
+            p.requires_grad_(not stage.frozen_encoder)
+        part = self.model if stage.trains == "all" else getattr(self.model, stage.trains)
+        self.optimizer = MemberSGD(list(part.parameters()), [getattr(c, stage.lr_field) for c in self.cfgs],
+                                   members=self.k, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if self.best is None:
+            self.best = {k: v.detach().clone() for k, v in self.live.items()}
+
+    def _restore(self, members: list[int]) -> None:
+        """Members' slots of the model := their best state."""
+        import torch
+
+        from raympa.members import copy_slots
+
+        if members:
+            copy_slots(self.live, self.best, torch.tensor(members, device=self.device), self.k)
+
+    def train_epoch(self) -> list[float]:
+        """One epoch of every active member; their mean training losses (NaN for the others)."""
+        import torch
+
+        from raympa.dataset import gather_chunks, normalize
+        from raympa.sampling import epoch_batches
+
+        if self.optimizer is None:
+            self._start_stage()
+        self.model.train()
+        if self.stage.frozen_encoder:
+            self.model.encoder.eval()  # frozen: BatchNorm running statistics must not move
+        cfg, tr, k, stage = self.cfgs[0], self.splits["train"], self.k, self.stage
+        plans = [epoch_batches(tr.lengths_np, chunking=cfg.chunking, chunk_frames=cfg.chunk_frames,
+                               chunk_hop=cfg.chunk_hop, chunks_per_recording=cfg.chunks_per_recording,
+                               batch_size=cfg.batch_size, min_steps=cfg.min_steps_per_epoch,
+                               generator=m.generator) if m.active else None for m in self.members]
+        total, count = [0.0] * k, [0] * k
+        shifting = any(c.pitch_shift > 0 for c in self.cfgs)
+        for step in range(min((len(p) for p in plans if p is not None), default=0)):
+            which, starts, shift, i, j, frames = _draw(self, plans, step)  # which, starts: (batch, K)
+            x = gather_chunks(tr.midi, tr.begin, tr.end, which.reshape(-1), starts.reshape(-1), frames)
+            x = x.view(-1, k, frames)  # (batch, K, frames)
+            if shifting:
+                x = torch.where(x > 0, x + shift, x)
+            pred, z = stage.forward(self.model, normalize(x, cfg.pitch_norm))
+            losses = member_loss(stage.loss, self.params, pred=pred, z=z, y=tr.y[which], i=i, j=j)  # (K,)
+            values = losses.detach().cpu().tolist()
+            live = []
+            for n, m in enumerate(self.members):
+                if m.active and not math.isfinite(values[n]):
+                    self._fail(n, f"non-finite training loss ({values[n]}) in epoch {m.epoch + 1}, stage "
+                                  f"{stage.name} (lr={getattr(m.cfg, stage.lr_field)}); lower the learning rate")
+                elif m.active:
+                    live.append(n)
+                    total[n] += values[n] * which.shape[0]
+                    count[n] += which.shape[0]
+            if not live:
+                break
+            self.optimizer.zero_grad()
+            (losses[live].sum() if k > 1 else losses[0]).backward()
+            self.optimizer.step()
+            self._restore([n for n, m in enumerate(self.members) if not m.active])
+        return [t / c if c else math.nan for t, c in zip(total, count)]
+
+    def _fail(self, k: int, message: str) -> None:
+        m = self.members[k]
+        m.error, m.active = message, False
+        self._restore([k])
+
+    def full_length(self, split: str) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Predictions (n, K) and latents (n, K, 16) of whole contours (padded to a chunk if shorter)."""
+        from raympa.evaluate import forward_full_length
+
+        sp = self.splits[split]
+        pred, z = forward_full_length(self.model, sp.midi, sp.begin, sp.lengths,
+                                      pitch_norm=self.cfgs[0].pitch_norm, min_frames=self.cfgs[0].chunk_frames)
+        return (pred[:, None], z[:, None]) if pred.dim() == 1 else (pred, z)
+
+    def chunk_level(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions (windows, K) and ratings (windows,) of all windows of a split."""
+        from raympa.evaluate import forward_chunks
+
+        sp, cfg = self.splits[split], self.cfgs[0]
+        pred, which = forward_chunks(self.model, sp.midi, sp.begin, sp.end, sp.lengths_np, chunk_frames=cfg.chunk_frames,
+                                     chunk_hop=cfg.chunk_hop, pitch_norm=cfg.pitch_norm)
+        return pred.reshape(len(which), self.k), sp.y_np[which]
+
+    def val_loss(self, pred: "torch.Tensor", z: "torch.Tensor") -> "torch.Tensor":
+        """The stage's loss on the full-length validation recordings, all pairs, (K,)."""
+        import torch
+
+        from raympa.losses import pair_up
+
+        y = self.splits["val"].y[:, None].expand(-1, self.k)  # (n, K)
+        kind = self.stage.loss
+        if len(y) < 2 and kind != "mse":  # no pair: the contrastive term is 0
+            if kind == "contrastive":
+                return torch.zeros(self.k)
+            kind = "mse"
+        i, j = pair_up(len(y), "all", device=y.device) if len(y) >= 2 else (None, None)
+        return member_loss(kind, self.params, pred=pred, z=z, y=y, i=i, j=j)
+
+    def run_epoch(self) -> list[dict[str, Any] | None]:
+        """Train one epoch, validate, early-stop; each member's epoch metrics (None: did not train)."""
+        from raympa.members import copy_slots
+
+        t0 = time.perf_counter()
+        stage, was_active = self.stage, [m.active for m in self.members]
+        train_loss = self.train_epoch()
+        pred, z = self.full_length("val")
+        val = self.splits["val"]
+        val_loss = self.val_loss(pred, z).double().cpu().tolist()
+        out: list[dict[str, Any] | None] = []
+        for k, m in enumerate(self.members):
+            if not (was_active[k] and m.active):
+                out.append(None)
+                continue
+            m.stage_epoch += 1
+            m.epoch += 1
+            if not math.isfinite(val_loss[k]):
+                self._fail(k, f"non-finite validation loss in epoch {m.epoch} ({stage.name}); lower the learning rate")
+                out.append(None)
+                continue
+            if val_loss[k] < m.best_val:
+                m.best_val, m.best_stage_epoch, m.best_epoch = val_loss[k], m.stage_epoch, m.epoch
+                copy_slots(self.best, self.live, self._index(k), self.k)
+            out.append({
+                "epoch": m.epoch, "stage": stage.name, "stage_epoch": m.stage_epoch,
+                "train_loss": train_loss[k], "val_loss": val_loss[k],
+                "val_r2_full": r2(val.y_np, pred[:, k].cpu().numpy()) if stage.predicts else float("nan"),
+                "best_val_loss": m.best_val, "best_epoch": m.best_epoch,
+                "epoch_seconds": time.perf_counter() - t0,
+            })
+            m.history.append(out[-1])
+            if (m.stage_epoch >= getattr(m.cfg, stage.epochs_field)
+                    or m.stage_epoch - m.best_stage_epoch >= m.cfg.patience):
+                m.active = False
+                m.stage_best_epochs[stage.name] = m.best_epoch
+                self._restore([k])
+        if not any(m.active for m in self.members):
+            self._end_stage()
+        return out
+
+    def _index(self, k: int) -> "torch.Tensor":
+        import torch
+
+        return torch.tensor([k], device=self.device)
+
+    def _end_stage(self) -> None:
+        """Every member has finished the stage: all start the next one (failed members stay out)."""
+        self.stage_index += 1
+        self.optimizer, self.best = None, None
+        for m in self.members:
+            if m.error is None:
+                m.stage_epoch, m.active = 0, True
+                if not self.done:
+                    m.best_val, m.best_stage_epoch = math.inf, 0
+
+    def get_state(self) -> dict[str, Any]:
+        """A ``torch.save``-able snapshot of every member that :meth:`load_state` continues exactly."""
+        return {
+            "format": STATE_FORMAT,
+            "configs": [c.to_dict() for c in self.cfgs],
+            "stage_index": self.stage_index,
+            "model": to_cpu(self.live),
+            "optimizer": None if self.optimizer is None else to_cpu(self.optimizer.state_dict()),
+            "best": None if self.best is None else to_cpu(self.best),
+            "members": [m.state() for m in self.members],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a raympa training state (format {state.get('format')!r})")
+        if len(state["configs"]) != self.k or any(s != c.to_dict() for s, c in zip(state["configs"], self.cfgs)):
+            diff = [{f: (v, s.get(f)) for f, v in c.to_dict().items() if s.get(f) != v}
+                    for s, c in zip(state["configs"], self.cfgs)]
+            raise ValueError(f"resume state was made with a different TrainConfig: {diff}")
+        self.model.load_state_dict(state["model"])
+        self.stage_index = state["stage_index"]
+        self.best = None if state["best"] is None else {k: v.to(self.device) for k, v in state["best"].items()}
+        for m, s in zip(self.members, state["members"]):
+            m.load(s)
+        if not self.done and state["optimizer"] is not None:
+            self._start_stage()
+            self.optimizer.load_state_dict(state["optimizer"])
 
 
 def seed_everything(seed: int) -> None:
@@ -104,415 +341,44 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def r2(y: np.ndarray, pred: np.ndarray) -> float:
-    """scikit-learn R² of predictions clipped to [0, 1] (paper, Eq. 4); NaN with < 2 samples."""
-    from sklearn.metrics import r2_score
+def member_results(trainer: Trainer, data: ContourSet, *, seconds: float) -> list[TrainResult | FloatingPointError]:
+    """Final evaluation of every member (one shared pass per split) and its TrainResult."""
+    from raympa.losses import rating_bins
+    from raympa.members import member_state
 
-    if len(y) < 2:
-        return float("nan")
-    return float(r2_score(np.asarray(y, np.float64), np.clip(np.asarray(pred, np.float64), 0.0, 1.0)))
-
-
-def forward_full_length(
-    model: "torch.nn.Module",
-    midi: "torch.Tensor",
-    begin: "torch.Tensor",
-    lengths: "torch.Tensor",
-    *,
-    pitch_norm: str,
-    min_frames: int,
-) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Whole contours through the fully convolutional model, in eval mode, batched by length.
-
-    A contour shorter than ``max(min_frames, model.min_frames)`` is zero-padded (unvoiced) to it,
-    as training pads short chunks. Contours are sorted by length and batched up to
-    ``EVAL_FRAME_BUDGET`` frames; the masked time means make the result equal to running each
-    contour alone.
-
-    Args:
-        model: PCConvNet or ContrastiveCNN.
-        midi: (total_frames,) flat MIDI contours on the model's device.
-        begin: (n,) int64 first frame of each contour in ``midi``, on the same device.
-        lengths: (n,) int64 contour lengths on the CPU.
-        pitch_norm: ``TrainConfig.pitch_norm``.
-        min_frames: pad shorter contours to this many frames (the training chunk length).
-
-    Returns:
-        Predictions (n,) (not clipped) and latents (n, 16), on the device.
-    """
-    import torch
-
-    from raympa.dataset import gather_chunks, normalize
-
-    n, device = len(lengths), midi.device
-    end = begin + lengths.to(device)  # (n,)
-    eff = lengths.clamp(min=max(min_frames, model.min_frames))  # (n,)
-    order = torch.argsort(eff)
-    pred = torch.zeros(n, device=device)
-    z = torch.zeros(n, LATENT_DIM, device=device)
-    model.eval()
-    with torch.no_grad():
-        b = 0
-        while b < n:
-            size = max(1, EVAL_FRAME_BUDGET // int(eff[order[b]]))
-            idx = order[b : b + size]
-            longest = int(eff[idx].max())
-            if len(idx) * longest > EVAL_FRAME_BUDGET and len(idx) > 1:  # lengths grow in the batch
-                size = max(1, EVAL_FRAME_BUDGET // longest)
-                idx = order[b : b + size]
-                longest = int(eff[idx].max())
-            which = idx.to(device)
-            x = gather_chunks(midi, begin, end, which, torch.zeros_like(which), longest)  # (batch, longest)
-            p, zz = model.forward_latent(normalize(x, pitch_norm), eff[idx].to(device))
-            pred[which], z[which] = p, zz
-            b += len(idx)
-    return pred, z
-
-
-class _Split:
-    """One split: indices into the shared contour array (no contour is copied), ratings on the device."""
-
-    def __init__(self, data: ContourSet, index: np.ndarray, criterion: str, midi: "torch.Tensor") -> None:
-        import torch
-
-        device = midi.device
-        self.n = len(index)
-        self.midi = midi  # (total_frames,) the whole set's MIDI, shared by the splits
-        self.begin = torch.from_numpy(data.offsets[index]).to(device)  # (n,)
-        self.end = torch.from_numpy(data.offsets[index + 1]).to(device)  # (n,)
-        self.lengths_np = data.lengths[index]  # (n,)
-        self.lengths = torch.from_numpy(self.lengths_np)  # (n,) on the CPU (sampling)
-        self.recording_id = data.recording_id[index]
-        self.y_np = data.ratings[criterion][index].astype(np.float32)  # (n,)
-        self.y = torch.from_numpy(self.y_np).to(device)  # (n,)
-
-
-class _Run:
-    """State and steps of one fit (kept together so ``get_state`` / ``resume`` are exact)."""
-
-    def __init__(self, cfg: TrainConfig, data: ContourSet, device: "torch.device", *, band: str | None = None) -> None:
-        import torch
-
-        from raympa.models import build_model
-
-        self.cfg = cfg
-        self.device = device
-        with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            midi = torch.from_numpy(data.midi).to(device)  # (total_frames,) zero-copy on the CPU
-        self.splits = {s: _Split(data, data.indices(band=band, split=s, criterion=cfg.criterion), cfg.criterion, midi)
-                       for s in ("train", "val", "test")}
-        if self.splits["train"].n < 2:
-            raise ValueError(f"need at least 2 training recordings rated on {cfg.criterion}, "
-                             f"have {self.splits['train'].n}")
-        if self.splits["val"].n < 1:
-            raise ValueError("no validation recordings: early stopping and model selection need a 'val' split")
-        if self.splits["test"].n < 2:
-            warnings.warn(f"{self.splits['test'].n} test recordings: test metrics will be NaN", stacklevel=3)
-        seed_everything(cfg.seed)
-        self.model = build_model(cfg.model).to(device)
-        if cfg.chunk_frames < self.model.min_frames:
-            raise ValueError(f"chunk_frames={cfg.chunk_frames} is shorter than {cfg.model}'s "
-                             f"minimum input of {self.model.min_frames} frames")
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.stages = STAGES[cfg.model]
-        self.stage_index = 0
-        self.stage_epoch = 0  # epochs done in the current stage
-        self.epoch = 0  # epochs done in all stages
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.best_val = math.inf
-        self.best_stage_epoch = 0
-        self.best_epoch = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.stage_best_epochs: dict[str, int] = {}
-        self.history: list[dict[str, Any]] = []
-        if cfg.chunking == "fixed":
-            from raympa.dataset import fixed_windows
-
-            which, starts = fixed_windows(self.splits["train"].lengths_np, cfg.chunk_frames, cfg.chunk_hop)
-            self.windows = (torch.from_numpy(which), torch.from_numpy(starts))
-
-    # ----------------------------------------------------------------------- stages
-    @property
-    def done(self) -> bool:
-        return self.stage_index >= len(self.stages)
-
-    @property
-    def stage(self) -> str:
-        return self.stages[self.stage_index][0]
-
-    def _stage_params(self) -> list["torch.nn.Parameter"]:
-        stage = self.stage
-        if stage == "encoder":
-            return list(self.model.encoder.parameters())
-        if stage == "head":
-            for p in self.model.encoder.parameters():
-                p.requires_grad_(False)
-            return list(self.model.head.parameters())
-        return list(self.model.parameters())
-
-    def _make_optimizer(self) -> "torch.optim.Optimizer":
-        import torch
-
-        _, _, lr_field = self.stages[self.stage_index]
-        return torch.optim.SGD(self._stage_params(), lr=getattr(self.cfg, lr_field),
-                               momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
-
-    def _set_train_mode(self) -> None:
-        self.model.train()
-        if self.stage == "head":
-            self.model.encoder.eval()  # frozen: BatchNorm running statistics must not move
-
-    # ----------------------------------------------------------------------- one epoch
-    def _batches(self) -> list[tuple["torch.Tensor", "torch.Tensor"]]:
-        """(which, starts) per batch for one epoch, drawn from the run's generator."""
-        import torch
-
-        from raympa.dataset import random_starts
-
-        cfg, g = self.cfg, self.generator
-        tr = self.splits["train"]
-        if cfg.chunking == "fixed":
-            perm = torch.randperm(len(self.windows[0]), generator=g)
-            which_all, starts_all = self.windows[0][perm], self.windows[1][perm]
-        else:
-            which_all = torch.cat([torch.randperm(tr.n, generator=g) for _ in range(cfg.chunks_per_recording)])
-            starts_all = None
-        out = []
-        for b in range(0, len(which_all), cfg.batch_size):
-            which = which_all[b : b + cfg.batch_size]
-            if len(which) < 2:  # BatchNorm needs 2 samples; pairs need 2 items
-                continue
-            if starts_all is None:
-                starts = random_starts(tr.lengths[which], cfg.chunk_frames, generator=g)
-            else:
-                starts = starts_all[b : b + cfg.batch_size]
-            out.append((which, starts))
-        return out
-
-    def _loss(self, x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
-        import torch
-        import torch.nn.functional as F
-
-        from raympa.losses import contrastive_term, pair_up
-
-        cfg, stage, model = self.cfg, self.stage, self.model
-        if stage == "regression":
-            return F.mse_loss(model(x), y)
-        if stage == "head":
-            with torch.no_grad():
-                z = model.latent(x)  # (batch, 16), frozen encoder
-            return F.mse_loss(model.predict_from_latent(z), y)
-        i, j = pair_up(len(y), cfg.pairing, generator=self.generator, device=x.device)
-        kw = dict(kind=cfg.contrastive, n_bins=cfg.n_bins, margin=cfg.margin, temperature=cfg.rnc_temperature)
-        if stage == "encoder":
-            return contrastive_term(model.latent(x), y, i, j, **kw)
-        pred, z = model.forward_latent(x)  # joint
-        if cfg.pairing == "halves":
-            mse = F.mse_loss(pred[i], y[i]) + F.mse_loss(pred[j], y[j])
-        else:
-            mse = F.mse_loss(pred, y)
-        return mse + cfg.jl_lambda * contrastive_term(z, y, i, j, **kw)
-
-    def train_epoch(self) -> float:
-        from raympa.dataset import gather_chunks, normalize, pitch_shift
-
-        cfg, tr = self.cfg, self.splits["train"]
-        if self.optimizer is None:
-            self.optimizer = self._make_optimizer()
-        self._set_train_mode()
-        total, count = 0.0, 0
-        for which, starts in self._batches():
-            x = gather_chunks(tr.midi, tr.begin, tr.end, which.to(self.device), starts.to(self.device), cfg.chunk_frames)
-            x = normalize(pitch_shift(x, cfg.pitch_shift, generator=self.generator), cfg.pitch_norm)  # (batch, chunk)
-            loss = self._loss(x, tr.y[which.to(self.device)])
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"non-finite training loss ({value}) in epoch {self.epoch + 1}, stage {self.stage} "
-                    f"(lr={getattr(self.cfg, self.stages[self.stage_index][2])}); lower the learning rate"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += value * len(which)
-            count += len(which)
-        return total / max(count, 1)
-
-    # ----------------------------------------------------------------------- evaluation
-    def full_length(self, split: str) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """Predictions (n,) and latents (n, 16) of whole contours (padded to a chunk if shorter)."""
-        sp = self.splits[split]
-        return forward_full_length(self.model, sp.midi, sp.begin, sp.lengths,
-                                   pitch_norm=self.cfg.pitch_norm, min_frames=self.cfg.chunk_frames)
-
-    def chunk_level(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions and ratings of all windows (chunk_frames, hop chunk_hop) of a split."""
-        import torch
-
-        from raympa.dataset import fixed_windows, gather_chunks, normalize
-
-        sp, cfg = self.splits[split], self.cfg
-        which, starts = fixed_windows(sp.lengths_np, cfg.chunk_frames, cfg.chunk_hop)
-        which_t, starts_t = torch.from_numpy(which).to(self.device), torch.from_numpy(starts).to(self.device)
-        size = max(1, EVAL_FRAME_BUDGET // cfg.chunk_frames)
-        preds = []
-        self.model.eval()
-        with torch.no_grad():
-            for b in range(0, len(which), size):
-                x = gather_chunks(sp.midi, sp.begin, sp.end, which_t[b : b + size], starts_t[b : b + size],
-                                  cfg.chunk_frames)
-                preds.append(self.model(normalize(x, cfg.pitch_norm)).cpu())
-        pred = torch.cat(preds).numpy() if preds else np.zeros(0, np.float32)
-        return pred, sp.y_np[which]
-
-    def val_loss(self, pred: "torch.Tensor", z: "torch.Tensor") -> float:
-        """The current stage's loss on full-length validation recordings (all pairs)."""
-        import torch.nn.functional as F
-
-        from raympa.losses import contrastive_term, pair_up
-
-        cfg, stage, y = self.cfg, self.stage, self.splits["val"].y
-        if stage in ("regression", "head"):
-            return float(F.mse_loss(pred, y))
-        if len(y) < 2:
-            c = 0.0
-        else:
-            i, j = pair_up(len(y), "all", device=y.device)
-            c = float(contrastive_term(z, y, i, j, kind=cfg.contrastive, n_bins=cfg.n_bins,
-                                       margin=cfg.margin, temperature=cfg.rnc_temperature))
-        if stage == "encoder":
-            return c
-        return float(F.mse_loss(pred, y)) + cfg.jl_lambda * c
-
-    # ----------------------------------------------------------------------- bookkeeping
-    def run_epoch(self) -> dict[str, Any]:
-        """Train one epoch, validate, early-stop; returns the epoch's metrics."""
-        t0 = time.perf_counter()
-        stage = self.stage
-        train_loss = self.train_epoch()
-        self.stage_epoch += 1
-        self.epoch += 1
-        pred, z = self.full_length("val")
-        val_loss = self.val_loss(pred, z)
-        if not math.isfinite(val_loss):
-            raise FloatingPointError(f"non-finite validation loss in epoch {self.epoch} ({stage}); lower the learning rate")
-        val_r2 = float("nan") if stage == "encoder" else r2(self.splits["val"].y_np, pred.cpu().numpy())
-        if val_loss < self.best_val:
-            self.best_val, self.best_stage_epoch, self.best_epoch = val_loss, self.stage_epoch, self.epoch
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+    val_pred, _ = trainer.full_length("val")
+    test_pred, test_z = trainer.full_length("test")
+    (val_chunk, val_chunk_y), (test_chunk, test_chunk_y) = trainer.chunk_level("val"), trainer.chunk_level("test")
+    val, test = trainer.splits["val"], trainer.splits["test"]
+    out: list[TrainResult | FloatingPointError] = []
+    for k, m in enumerate(trainer.members):
+        if m.error is not None:
+            out.append(FloatingPointError(m.error))
+            continue
+        cfg, pred = m.cfg, np.clip(test_pred[:, k].cpu().numpy(), 0, 1)
         metrics = {
-            "epoch": self.epoch,
-            "stage": stage,
-            "stage_epoch": self.stage_epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_r2_full": val_r2,
-            "best_val_loss": self.best_val,
-            "best_epoch": self.best_epoch,
-            "epoch_seconds": time.perf_counter() - t0,
+            "model": cfg.model, "criterion": cfg.criterion, "seed": cfg.seed, "band": trainer.band if trainer.band is not None else "all",
+            "val_r2_full": r2(val.y_np, val_pred[:, k].cpu().numpy()),
+            "val_r2_chunk": r2(val_chunk_y, val_chunk[:, k]),
+            "test_r2_full": r2(test.y_np, pred),
+            "test_r2_chunk": r2(test_chunk_y, test_chunk[:, k]),
+            "test_mse_full": float(np.mean((pred - test.y_np) ** 2)) if test.n else float("nan"),
+            "epochs_run": m.epoch, "best_epoch": m.best_epoch, "best_val_loss": m.best_val,
+            "n_train": trainer.splits["train"].n, "n_val": val.n, "n_test": test.n,
+            "n_test_chunks": int(len(test_chunk_y)), "device": str(trainer.device), "seconds": seconds,
         }
-        _, epochs_field, _ = self.stages[self.stage_index]
-        if (self.stage_epoch >= getattr(self.cfg, epochs_field)
-                or self.stage_epoch - self.best_stage_epoch >= self.cfg.patience):
-            self._end_stage()
-        self.history.append(metrics)
-        return metrics
-
-    def _end_stage(self) -> None:
-        assert self.best_state is not None
-        self.model.load_state_dict(self.best_state)
-        self.stage_best_epochs[self.stage] = self.best_epoch
-        self.stage_index += 1
-        self.stage_epoch = 0
-        self.optimizer = None
-        if not self.done:
-            self.best_val, self.best_stage_epoch, self.best_state = math.inf, 0, None
-
-    def get_state(self) -> dict[str, Any]:
-        """A ``torch.save``-able snapshot that :meth:`load_state` continues exactly."""
-        def cpu(sd: dict[str, Any] | None) -> dict[str, Any] | None:
-            return None if sd is None else {k: v.detach().cpu().clone() for k, v in sd.items()}
-
-        return {
-            "format": STATE_FORMAT,
-            "config": self.cfg.to_dict(),
-            "stage_index": self.stage_index,
-            "stage_epoch": self.stage_epoch,
-            "epoch": self.epoch,
-            "model": cpu(self.model.state_dict()),
-            "optimizer": None if self.optimizer is None else _to_cpu(self.optimizer.state_dict()),
-            "best_val": self.best_val,
-            "best_stage_epoch": self.best_stage_epoch,
-            "best_epoch": self.best_epoch,
-            "best_state": cpu(self.best_state),
-            "stage_best_epochs": dict(self.stage_best_epochs),
-            "generator": self.generator.get_state(),
-            "history": [dict(h) for h in self.history],
+        for stage in trainer.stages[:-1]:
+            metrics[f"{stage.name}_best_epoch"] = m.stage_best_epochs.get(stage.name, 0)
+        latents = {
+            "z": test_z[:, k].cpu().numpy().astype(np.float32), "y": test.y_np.astype(np.float32),
+            "bins": np.asarray(rating_bins(test.y_np, cfg.n_bins), dtype=np.int64),
+            "recording_id": test.recording_id.astype(str), "pred": pred.astype(np.float32),
         }
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a raympa training state (format {state.get('format')!r})")
-        if state["config"] != self.cfg.to_dict():
-            diff = {k: (v, state["config"].get(k)) for k, v in self.cfg.to_dict().items() if state["config"].get(k) != v}
-            raise ValueError(f"resume state was made with a different TrainConfig: {diff}")
-        self.model.load_state_dict(state["model"])
-        self.stage_index, self.stage_epoch, self.epoch = state["stage_index"], state["stage_epoch"], state["epoch"]
-        self.best_val, self.best_stage_epoch = state["best_val"], state["best_stage_epoch"]
-        self.best_epoch = state["best_epoch"]
-        self.best_state = None if state["best_state"] is None else {
-            k: v.to(self.device) for k, v in state["best_state"].items()}
-        self.stage_best_epochs = dict(state["stage_best_epochs"])
-        self.generator.set_state(state["generator"])
-        self.history = [dict(h) for h in state["history"]]
-        if not self.done:
-            if self.stage == "head":
-                self._stage_params()  # freeze the encoder again
-            if state["optimizer"] is not None:
-                self.optimizer = self._make_optimizer()
-                self.optimizer.load_state_dict(state["optimizer"])
-
-
-def _to_cpu(obj: Any) -> Any:
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().clone()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars (JSON and weights_only checkpoints)."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def make_checkpoint(run: _Run, data: ContourSet, metrics: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint dict: tensors and plain types only (``torch.load(weights_only=True)``)."""
-    import raympa
-
-    known = {f.name for f in dataclasses.fields(ExtractConfig)}
-    extract = {k: _plain(v) for k, v in data.extract.items() if k in known}
-    if extract.get("backend") not in (None, "fast", "librosa"):
-        extract.pop("backend")  # e.g. imported pitch tracks: predict extracts with the default
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "raympa_version": raympa.__version__,
-        "model": run.cfg.model,
-        "criterion": run.cfg.criterion,
-        "pitch_norm": run.cfg.pitch_norm,
-        "chunk_frames": run.cfg.chunk_frames,
-        "min_frames": run.model.min_frames,
-        "model_state": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()},
-        "train_config": run.cfg.to_dict(),
-        "extract_config": ExtractConfig(**extract).key(),
-        "contour_source": {k: _plain(v) for k, v in data.extract.items()},
-        "metrics": {k: _plain(v) for k, v in metrics.items() if isinstance(_plain(v), (int, float, str))},
-    }
+        ckpt = make_checkpoint(cfg, member_state(trainer.model, k), min_frames=trainer.model.min_frames,
+                               data=data, metrics=metrics)
+        out.append(TrainResult(metrics=metrics, latents=latents, history=m.history, checkpoint=ckpt, config=cfg,
+                               data_description=describe_data(data, band=trainer.band, criterion=cfg.criterion)))
+    return out
 
 
 def fit(
@@ -544,141 +410,79 @@ def fit(
         FloatingPointError: a non-finite training or validation loss.
         ValueError: unusable data or configuration (message says why).
     """
-    import torch
+    def each(metrics: list[dict[str, Any] | None], get_state: Callable[[], dict[str, Any]]) -> None:
+        if metrics[0] is not None and callback is not None:
+            callback(metrics[0], get_state)
 
-    cfg.validate()
-    threads = torch.get_num_threads()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    try:
-        return _fit(cfg, data, band=band, callback=callback, resume=resume, out_dir=out_dir)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit(
-    cfg: TrainConfig,
-    data: ContourSet,
-    *,
-    band: str | None,
-    callback: Callback | None,
-    resume: dict[str, Any] | None,
-    out_dir: str | Path | None,
-) -> TrainResult:
-    t0 = time.perf_counter()
-    device = resolve_device(cfg.device)
-    run = _Run(cfg, data, device, band=band)
-    if resume is not None:
-        run.load_state(resume)
-    while not run.done:
-        metrics = run.run_epoch()
-        if callback is not None:
-            callback(dict(metrics), run.get_state)
-
-    val_pred, _ = run.full_length("val")
-    test_pred, test_z = run.full_length("test")
-    val_chunk_pred, val_chunk_y = run.chunk_level("val")
-    test_chunk_pred, test_chunk_y = run.chunk_level("test")
-    test = run.splits["test"]
-    test_pred_np = test_pred.cpu().numpy()
-    metrics = {
-        "model": cfg.model,
-        "criterion": cfg.criterion,
-        "seed": cfg.seed,
-        "band": band if band is not None else "all",
-        "val_r2_full": r2(run.splits["val"].y_np, val_pred.cpu().numpy()),
-        "val_r2_chunk": r2(val_chunk_y, val_chunk_pred),
-        "test_r2_full": r2(test.y_np, test_pred_np),
-        "test_r2_chunk": r2(test_chunk_y, test_chunk_pred),
-        "test_mse_full": float(np.mean((np.clip(test_pred_np, 0, 1) - test.y_np) ** 2)) if test.n else float("nan"),
-        "epochs_run": run.epoch,
-        "best_epoch": run.best_epoch,
-        "best_val_loss": run.best_val,
-        "n_train": run.splits["train"].n,
-        "n_val": run.splits["val"].n,
-        "n_test": test.n,
-        "n_test_chunks": int(len(test_chunk_y)),
-        "device": str(device),
-        "seconds": time.perf_counter() - t0,
-    }
-    if cfg.model == "contrastive":
-        metrics["encoder_best_epoch"] = run.stage_best_epochs.get("encoder", 0)
-    from raympa.losses import rating_bins
-
-    latents = {
-        "z": test_z.cpu().numpy().astype(np.float32),
-        "y": test.y_np.astype(np.float32),
-        "bins": np.asarray(rating_bins(test.y_np, cfg.n_bins), dtype=np.int64),
-        "recording_id": test.recording_id.astype(str),
-        "pred": np.clip(test_pred_np, 0, 1).astype(np.float32),
-    }
-    result = TrainResult(metrics=metrics, latents=latents, history=run.history,
-                         checkpoint=make_checkpoint(run, data, metrics), config=cfg)
-    if out_dir is not None:
-        used = data.indices(band=band, criterion=cfg.criterion)
-        write_run(result, out_dir, data_description={
-            "n_recordings": int(len(used)),
-            "bands": sorted(set(data.band[used].tolist())),
-            "instruments": sorted(set(data.instrument[used].tolist())),
-        })
+    result = fit_members([cfg], data, band=band, callback=each, resume=resume,
+                         out_dirs=None if out_dir is None else [out_dir])[0]
+    if isinstance(result, BaseException):
+        raise result
     return result
 
 
-def write_run(result: TrainResult, out_dir: str | Path, *, data_description: dict[str, Any] | None = None) -> Path:
-    """Write metrics.json, config.json, history.csv, checkpoint.pt and latents.npz to ``out_dir``."""
-    import pandas as pd
+def fit_members(
+    cfgs: Sequence[TrainConfig],
+    data: ContourSet,
+    *,
+    band: str | None = None,
+    callback: MembersCallback | None = None,
+    resume: dict[str, Any] | None = None,
+    out_dirs: Sequence[str | Path] | None = None,
+) -> list[TrainResult | FloatingPointError]:
+    """Train K members at once; member k's result is what ``fit(cfgs[k], data)`` gives.
+
+    Args:
+        cfgs: one configuration per member, equal but for ``raympa.members.MEMBER_FIELDS``
+            (typically the seeds of one configuration).
+        data, band: as :func:`fit`.
+        callback: called after every epoch as ``callback(metrics, get_state)``; ``metrics[k]``
+            is member k's epoch metrics (the keys of :func:`fit`'s), or None when member k did
+            not train this epoch (stopped early and waiting for the others, or failed);
+            ``get_state()`` covers every member.
+        resume: a ``get_state()`` dict of the same members.
+        out_dirs: one run folder per member (as :func:`fit`'s ``out_dir``), or None.
+
+    Returns:
+        One entry per member: its TrainResult, or the FloatingPointError that stopped it (a
+        non-finite loss); the other members go on.
+
+    Raises:
+        ValueError: unusable data, configurations that cannot train together, a device torch
+            does not have.
+    """
     import torch
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(_json_safe(result.metrics), indent=2) + "\n")
-    config = {"train_config": result.config.to_dict(),
-              "extract_config": result.checkpoint["extract_config"],
-              "contour_source": result.checkpoint["contour_source"]}
-    if data_description is not None:
-        config["data"] = data_description
-    (out / "config.json").write_text(json.dumps(_json_safe(config), indent=2) + "\n")
-    pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
-    torch.save(result.checkpoint, out / "checkpoint.pt")
-    np.savez(out / "latents.npz", **result.latents)
-    return out
+    from raympa.members import check_members
+    for c in cfgs:
+        c.validate()
+    check_members(cfgs)
+    if out_dirs is not None and len(out_dirs) != len(cfgs):
+        raise ValueError(f"{len(out_dirs)} out_dirs for {len(cfgs)} members")
+    threads = torch.get_num_threads()
+    if cfgs[0].threads > 0:
+        torch.set_num_threads(cfgs[0].threads)
+    try:
+        t0 = time.perf_counter()
+        trainer = Trainer(cfgs, data, resolve_device(cfgs[0].device), band=band)
+        if resume is not None:
+            trainer.load_state(resume)
+        while not trainer.done:
+            metrics = trainer.run_epoch()
+            if callback is not None:
+                callback([None if m is None else dict(m) for m in metrics], trainer.get_state)
+        results = member_results(trainer, data, seconds=time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    for r, d in zip(results, out_dirs or []):
+        if not isinstance(r, BaseException):
+            write_run(r, d)
+    return results
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    obj = _plain(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None  # JSON has no NaN / inf
-    return obj
-
-
-# ----------------------------------------------------------------------------- CLI
 def load_training_data(ratings: str | Path, contours: str | Path, *, split_seed: int = 0) -> ContourSet:
     """Ratings table + contours folder/file -> ContourSet (``raympa train``'s input)."""
     from raympa.contours import load_contours
     from raympa.ratings import read_ratings
 
     return ContourSet.from_tables(read_ratings(ratings, split_seed=split_seed), load_contours(contours))
-
-
-def cli_train(args: "argparse.Namespace") -> int:
-    """``raympa train``: one run from the command line; writes the run folder."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig.from_dict({k: v for k, v in vars(args).items() if k in names})
-    data = load_training_data(args.ratings, args.contours, split_seed=args.split_seed)
-    every = max(1, int(getattr(args, "log_every", 10)))
-
-    def log(m: dict[str, Any], _get_state: Callable[[], dict[str, Any]]) -> None:
-        if m["epoch"] == 1 or m["epoch"] % every == 0:
-            print(f"epoch {m['epoch']:4d} {m['stage']:10s} train_loss {m['train_loss']:.4f} "
-                  f"val_loss {m['val_loss']:.4f} val_r2_full {m['val_r2_full']:.3f}", file=sys.stderr)
-
-    result = fit(cfg, data, band=args.band, callback=log, out_dir=args.out)
-    m = result.metrics
-    print(f"{cfg.model} {cfg.criterion} seed {cfg.seed}: test R² full {m['test_r2_full']:.3f}, "
-          f"chunk {m['test_r2_chunk']:.3f}; val R² full {m['val_r2_full']:.3f}; "
-          f"{m['epochs_run']} epochs (best {m['best_epoch']}), {m['seconds']:.0f} s on {m['device']} -> {args.out}")
-    return 0

@@ -41,7 +41,7 @@ def test_minimum_input_lengths():
 
 
 def test_sizes_match_the_paper():
-    assert PCConvNet().n_parameters() == 1795  # about 1.8k (DESIGN.md section 2)
+    assert PCConvNet().n_parameters() == 1795  # about 1.8k (Pati et al. 2018's PCConvNet)
     # encoder 1,232 (with BatchNorm) + head 16*8+8 + 8*1+1 = 1,377
     assert ContrastiveCNN().n_parameters() == 1232 + 136 + 9
     assert ContrastiveCNN()(torch.rand(4, 1000)).min() > 0  # sigmoid output in (0, 1)

@@ -220,7 +220,7 @@ def test_fit_on_cuda(tiny, model):
 
 @pytest.mark.slow
 def test_demo_target_note_accuracy(ray_local, tmp_path):
-    """Issue 4, item 10: demo-data --n 240 --seed 7; pcconvnet and contrastive-jl reach test R² > 0.2.
+    """The demo target: demo-data --n 240 --seed 7; pcconvnet and contrastive-jl reach test R² > 0.2.
 
     Paper settings with 4 chunks per recording per epoch, the setting docs/training.md advises for
     small sets (paper defaults: pcconvnet 5/5 seeds, contrastive-jl 3/5 above 0.2; with 4
@@ -237,3 +237,58 @@ def test_demo_target_note_accuracy(ray_local, tmp_path):
         cfg = TrainConfig(model=model, criterion="note_accuracy", seed=0, chunks_per_recording=4, threads=1)
         m = fit(cfg, data).metrics
         assert m["test_r2_full"] > 0.2, (model, m)
+
+
+def _write_inputs(data, folder):
+    """A ratings.csv and contours.parquet for ``raympa train`` from a ContourSet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pd.DataFrame({
+        "recording_id": data.recording_id, "student_id": data.recording_id, "year": 2017,
+        "band": data.band, "instrument": data.instrument,
+        **{c: data.ratings[c] for c in ("musicality", "note_accuracy", "rhythm_accuracy")},
+        "split": data.split,
+    }).to_csv(folder / "ratings.csv", index=False)
+    midi = pa.array([data.contour(i) for i in range(len(data))], type=pa.list_(pa.float32()))
+    pq.write_table(pa.table({"recording_id": pa.array(data.recording_id.tolist()), "midi": midi,
+                             "sample_rate": pa.array([44100] * len(data)),
+                             "hop_length": pa.array([256] * len(data))}), folder / "contours.parquet")
+
+
+@pytest.mark.parametrize("broken", ["no ratings", "bad ratings", "no contours", "bad contours"])
+def test_cli_train_bad_input_is_one_line_exit_2(tiny, tmp_path, capsys, broken):
+    from raympa.cli import main
+
+    _write_inputs(tiny, tmp_path)
+    ratings, contours = tmp_path / "ratings.csv", tmp_path / "contours.parquet"
+    if broken == "no ratings":
+        ratings = tmp_path / "missing.csv"
+    elif broken == "bad ratings":
+        ratings.write_text("recording_id,note_accuracy\nsyn00000,not-a-number\n")
+    elif broken == "no contours":
+        contours = tmp_path / "nowhere"
+    else:
+        contours.write_bytes(b"this is not parquet")
+    capsys.readouterr()
+    rc = main(["train", "--ratings", str(ratings), "--contours", str(contours), "--out", str(tmp_path / "run"),
+               "--epochs", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and err.startswith("raympa train: error:"), err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error(tiny, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this torch has CUDA")
+    from raympa.cli import main
+
+    with pytest.raises(ValueError, match="sees no CUDA device"):
+        fit(TrainConfig(epochs=1, device="cuda", **FAST), tiny)
+    _write_inputs(tiny, tmp_path)
+    capsys.readouterr()
+    rc = main(["train", "--ratings", str(tmp_path / "ratings.csv"), "--contours", str(tmp_path),
+               "--out", str(tmp_path / "run"), "--device", "cuda", "--epochs", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "sees no CUDA device" in err and len(err.splitlines()) == 1

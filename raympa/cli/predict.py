@@ -21,6 +21,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from raympa.predict import cli_predict
+    """``raympa predict``: print (or write with --out) predicted ratings per audio file."""
+    import sys
+    from pathlib import Path
 
-    return int(cli_predict(args) or 0)
+    from raympa.predict import predict_files
+
+    try:
+        df = predict_files(args.checkpoint, args.audio, device=args.device)
+    except (ValueError, OSError) as e:  # a missing or foreign checkpoint, a device torch does not have
+        print("raympa predict: error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.out, index=False)
+        print(f"{len(df)} recordings -> {args.out}", file=sys.stderr)
+    else:
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for a, n in zip(df["audio_path"], df["note"]):
+        if n:
+            print(f"note: {a}: {n}", file=sys.stderr)
+    value_cols = [c for c in df.columns if c not in ("audio_path", "note")]
+    return 0 if df[value_cols].notna().any(axis=None) else 1

@@ -1,4 +1,4 @@
-"""`raympa train`: one training run from a ratings table and its contours."""
+"""`raympa train`: one training run (or one per seed, trained together) from a ratings table and its contours."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_train)
     p.add_argument("--ratings", required=True, help="ratings table (FBA index or demo ratings.csv)")
     p.add_argument("--contours", required=True, help="folder (or file) with contours.parquet")
-    p.add_argument("--out", required=True, help="run folder: metrics.json, checkpoint.pt, latents.npz")
+    p.add_argument("--out", required=True, help="run folder: metrics.json, checkpoint.pt, latents.npz "
+                   "(with --seeds: OUT/seed-<k>/ each, and OUT/seeds.csv)")
+    p.add_argument("--seeds", default=None, help="train these seeds together as one batched model, e.g. 0-4 or "
+                   "0,2,7 (overrides --seed); each seed's folder is what a single run writes")
     p.add_argument("--split-seed", type=int, default=0, help="split seed when the table has no split column")
     p.add_argument("--band", default=None, help="train on this band only (default: every band in the table)")
     p.add_argument("--log-every", type=int, default=10, help="print progress every N epochs (default %(default)s)")
@@ -45,7 +48,67 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_train(sub)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from raympa.train import cli_train
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,7"`` and mixes such as ``"0-2,9"`` too."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds += list(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected a range such as 0-4 or a list such as 0,2,7") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: need at least one seed and no repeats")
+    return seeds
 
-    return int(cli_train(args) or 0)
+
+def _error(text: object, code: int = 2) -> int:
+    import sys
+
+    print("raympa train: error: " + " ".join(str(text).split()), file=sys.stderr)
+    return code
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``raympa train``: one run, or one per seed trained together; writes the run folder(s)."""
+    import sys
+
+    from raympa.config import TrainConfig
+    from raympa.runfolder import seed_folder, write_seeds
+    from raympa.train import fit_members, load_training_data, resolve_device
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        cfg = TrainConfig.from_dict({k: v for k, v in vars(args).items() if k in names})
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
+        resolve_device(cfg.device)  # a GPU asked for where torch has none: say so before loading data
+        data = load_training_data(args.ratings, args.contours, split_seed=args.split_seed)
+    except (ValueError, OSError, KeyError) as e:  # missing or malformed table, bad flag values
+        return _error(e)
+    every = max(1, int(args.log_every))
+
+    def log(metrics: list, _get_state: object) -> None:
+        for seed, m in zip(seeds, metrics):
+            if m is not None and (m["epoch"] == 1 or m["epoch"] % every == 0):
+                print(f"seed {seed} epoch {m['epoch']:4d} {m['stage']:10s} train_loss {m['train_loss']:.4f} "
+                      f"val_loss {m['val_loss']:.4f} val_r2_full {m['val_r2_full']:.3f}", file=sys.stderr)
+
+    cfgs = [dataclasses.replace(cfg, seed=s) for s in seeds]
+    out_dirs = [args.out] if args.seeds is None else [seed_folder(args.out, s) for s in seeds]
+    try:
+        results = fit_members(cfgs, data, band=args.band, callback=log, out_dirs=out_dirs)
+    except ValueError as e:  # unusable data or configuration
+        return _error(e)
+    if args.seeds is not None:
+        write_seeds(results, seeds, args.out)
+    failed = 0
+    for seed, r, d in zip(seeds, results, out_dirs):
+        if isinstance(r, BaseException):
+            failed += 1
+            _error(f"seed {seed}: {r}", 1)
+            continue
+        m = r.metrics
+        print(f"{cfg.model} {cfg.criterion} seed {seed}: test R² full {m['test_r2_full']:.3f}, "
+              f"chunk {m['test_r2_chunk']:.3f}; val R² full {m['val_r2_full']:.3f}; "
+              f"{m['epochs_run']} epochs (best {m['best_epoch']}), {m['seconds']:.0f} s on {m['device']} -> {d}")
+    return 1 if failed else 0
