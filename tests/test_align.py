@@ -1,0 +1,123 @@
+"""Key- and octave-invariant DTW alignment and its six features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from raympa import align as A
+
+
+def _melody(rng: np.random.Generator, n_notes: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    notes = 60 + rng.choice([0, 2, 4, 5, 7, 9, 11, 12], n_notes)
+    durs = rng.integers(20, 60, n_notes)
+    return _render(notes, durs), notes, durs
+
+
+def _render(notes, durs, *, stretch: float = 1.0, noise: float = 0.0, rng=None) -> np.ndarray:
+    out: list[float] = []
+    for p, d in zip(notes, durs):
+        d = int(d * stretch)
+        jitter = rng.normal(0, noise, d - 3) if noise else np.zeros(d - 3)
+        out += list(p + jitter) + [0.0] * 3
+    return np.array(out)
+
+
+def _feats(perf, ref) -> dict[str, float]:
+    return dict(zip(A.FEATURES, A.alignment_features(perf, ref)))
+
+
+def test_transposition_and_octave_slips_cost_nothing():
+    rng = np.random.default_rng(0)
+    ref, notes, durs = _melody(rng)
+    octave = np.where(np.arange(len(notes)) % 5 == 0, 12, 0)
+    perf = _render(notes + 7 + octave, durs, stretch=1.3, noise=0.05, rng=rng)
+    f = _feats(perf, ref)
+    assert f["within_50c"] > 0.9
+    assert f["median_deviation"] < 0.2
+    assert f["length_ratio"] == pytest.approx(len(perf) / len(ref))
+
+
+def test_wrong_notes_lower_the_match_in_proportion():
+    rng = np.random.default_rng(1)
+    ref, notes, durs = _melody(rng)
+    shares = []
+    for frac in (0.0, 0.2, 0.5):
+        wrong = notes.copy()
+        k = int(len(notes) * frac)
+        wrong[5 : 5 + k] += 3  # a minor third off, not an octave
+        shares.append(_feats(_render(wrong, durs), ref)["within_50c"])
+    assert shares[0] > shares[1] > shares[2]
+    assert shares[2] < 0.7
+
+
+def test_aligned_reference_follows_tempo_changes_in_performers_register():
+    rng = np.random.default_rng(2)
+    ref, notes, durs = _melody(rng)
+    slow = np.r_[np.full(20, 1.0), np.full(len(notes) - 20, 1.6)]
+    perf = np.concatenate([_render([p], [d], stretch=s) for p, d, s in zip(notes - 12, durs, slow)])
+    a = A.align(perf, ref)
+    aref = A.aligned_reference(perf, ref, a)
+    assert aref.shape == perf.shape and aref.dtype == np.float32
+    both = (perf > 0) & (aref > 0)
+    assert both.mean() > 0.8
+    assert np.median(np.abs(perf[both] - aref[both])) < 0.01  # same register, not just pitch class
+    assert np.all(np.diff(a.path, axis=0) >= 0)  # monotone path
+    n_p, n_r = -(-len(perf) // a.factor), -(-len(ref) // a.factor)
+    assert tuple(a.path[0]) == (0, 0) and tuple(a.path[-1]) == (n_p - 1, n_r - 1)
+
+
+def test_key_offset_ignores_a_few_wrong_notes():
+    rng = np.random.default_rng(3)
+    ref, notes, durs = _melody(rng)
+    wrong = notes + 5
+    wrong[::6] += 2  # every sixth note a tone off: the median may move, the key must not
+    perf = _render(wrong, durs)
+    p_rel, p_med = A.relative_pitch(perf)
+    r_rel, r_med = A.relative_pitch(ref)
+    off = A.key_offset(p_rel, r_rel)
+    # the reference, shifted by medians and offset, lands on the true transposition (+5)
+    assert A.fold(p_med - r_med + off - 5) == pytest.approx(0.0, abs=0.11)
+    assert _feats(perf, ref)["within_50c"] > 0.7  # the right notes still match
+
+
+def test_unvoiced_share_and_silence():
+    rng = np.random.default_rng(4)
+    ref, _, _ = _melody(rng)
+    silent = np.zeros(500)
+    f = _feats(silent, ref)
+    assert f["unvoiced_share"] == 1.0
+    assert np.isnan(f["within_50c"]) and np.isnan(f["median_deviation"])
+    with pytest.raises(ValueError, match="empty"):
+        A.align(np.zeros(0), ref)
+
+
+def test_downsample_voicing_rule():
+    rel = np.array([1.0, 1.0, 1.0, np.nan, np.nan, np.nan, np.nan, 2.0, 3.0])
+    out = A.downsample(rel, 4)
+    assert out[0] == pytest.approx(1.0)
+    assert np.isnan(out[1])
+    assert out[2] == pytest.approx(3.0)  # last block of one voiced frame
+
+
+def test_band_one_equals_unbanded_cost_and_band_never_lowers_it():
+    rng = np.random.default_rng(5)
+    ref, notes, durs = _melody(rng, 20)
+    perf = _render(notes + 2, durs, stretch=1.5)
+    wide = A.align(perf, ref, band=1.0)
+    narrow = A.align(perf, ref, band=0.05)
+    assert narrow.cost >= wide.cost - 1e-9
+
+
+def test_align_many_threads_match_single():
+    rng = np.random.default_rng(6)
+    pairs = [_melody(rng, 15)[0] for _ in range(6)]
+    perfs = [p + 3 for p in pairs]
+    perfs = [np.where(p > 3, p, 0.0) for p in perfs]
+    f1, r1 = A.align_many(perfs, pairs, threads=1)
+    f2, r2 = A.align_many(perfs, pairs, threads=2)
+    np.testing.assert_array_equal(f1, f2)
+    for a, b in zip(r1, r2):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        A.align_many(perfs, pairs[:2])
