@@ -28,6 +28,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from raympa.report import cli_report
+    """Handler of ``raympa report STUDY_DIR [--out DIR] ...``; prints the report's path."""
+    import shlex
+    import sys
 
-    return int(cli_report(args) or 0)
+    from raympa.analysis import AnalysisConfig
+    from raympa.report import write_report
+
+    defaults = AnalysisConfig()
+    config = AnalysisConfig(n_bins=args.n_bins, metric=args.metric, mode=args.mode,
+                            tsne_perplexity=args.perplexity, seed=args.seed)
+    argv = ["raympa", "report", str(args.study_dir)]
+    if args.out:
+        argv += ["--out", str(args.out)]
+    for flag, value, default in (("--n-bins", config.n_bins, defaults.n_bins), ("--metric", config.metric, None),
+                                 ("--mode", config.mode, None), ("--perplexity", config.tsne_perplexity,
+                                 defaults.tsne_perplexity), ("--seed", config.seed, defaults.seed)):
+        if value != default:
+            argv += [flag, str(value)]
+    if args.inline:
+        argv.append("--inline")
+    try:
+        path = write_report(args.study_dir, args.out, config=config,
+                            plotlyjs="inline" if args.inline else "directory", argv=[shlex.join(argv)])
+    except (FileNotFoundError, ValueError) as e:
+        print(f"raympa report: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
