@@ -21,7 +21,7 @@ Alignment features (:data:`FEATURES`, what :func:`alignment_features` returns, i
 * ``within_50c`` / ``within_100c``: share of the performance's voiced frames whose aligned
   reference frame is voiced and within 50 / 100 cents (folded, relative pitch);
 * ``median_deviation``: median absolute folded deviation over those frames (semitones);
-* ``length_ratio``: performance frames / reference frames;
+* ``length_ratio``: performance frames / reference frames, first to last voiced frame of each;
 * ``unvoiced_share``: share of the performance's frames that are unvoiced.
 """
 
@@ -180,6 +180,12 @@ def key_offset(p_rel: np.ndarray, r_rel: np.ndarray) -> float:
     return float(fold(centre * 12.0 / n_bins))
 
 
+def voiced_span(rel: np.ndarray) -> tuple[int, int]:
+    """(first voiced frame, last voiced frame + 1); the whole contour when nothing is voiced."""
+    v = np.flatnonzero(np.isfinite(rel))
+    return (0, len(rel)) if len(v) == 0 else (int(v[0]), int(v[-1]) + 1)
+
+
 def fold(d: np.ndarray) -> np.ndarray:
     """Fold semitone differences into one octave, [-6, 6)."""
     return (np.asarray(d) + 6.0) % 12.0 - 6.0
@@ -190,10 +196,13 @@ class Alignment:
     """One performance aligned to one reference.
 
     Attributes:
-        path: (k, 2) int64 (performance, reference) indices at the reduced rate.
+        path: (k, 2) int64 (performance, reference) indices at the reduced rate, within the spans.
         cost: total DTW cost (semitones).
         factor: contour frames per alignment frame.
         n_perf, n_ref: contour lengths (frames, full rate).
+        perf_span, ref_span: (first, end) frames from the first to the last voiced frame; only
+            these spans are aligned (leading and trailing silence is not part of the piece), and
+            ``path`` indexes them.
         perf_median, ref_median: medians of the voiced frames (MIDI; NaN when none).
         key_offset: semitones in [-6, 6) added to the reference's relative pitch (:func:`key_offset`).
         ref_position: (n_perf,) float64 reference frame (full rate) aligned to each performance frame.
@@ -204,6 +213,8 @@ class Alignment:
     factor: int
     n_perf: int
     n_ref: int
+    perf_span: tuple[int, int]
+    ref_span: tuple[int, int]
     perf_median: float
     ref_median: float
     key_offset: float
@@ -232,19 +243,20 @@ def align(perf: np.ndarray, ref: np.ndarray, *, factor: int = FACTOR, band: floa
     p_rel, p_med = relative_pitch(perf)
     r_rel, r_med = relative_pitch(ref)
     offset = key_offset(p_rel, r_rel)
-    p, r = downsample(p_rel, factor), downsample(r_rel + offset, factor)
+    (p0, p1), (r0, r1) = voiced_span(p_rel), voiced_span(r_rel)
+    p, r = downsample(p_rel[p0:p1], factor), downsample(r_rel[r0:r1] + offset, factor)
     width = max(2.0, band * max(len(p), len(r)))
     total, path = _dtw_banded(p, r, float(width), float(unvoiced_cost), float(step_penalty))
     # reference position (full rate) of every performance frame: the mean aligned index per
     # reduced performance frame, interpolated at the frame's centre
     counts = np.bincount(path[:, 0], minlength=len(p))
     mean_j = np.bincount(path[:, 0], weights=path[:, 1], minlength=len(p)) / np.maximum(counts, 1)
-    k = np.arange(len(perf))
+    k = np.arange(len(perf)) - p0  # frames before the voiced span map to its start, after it to its end
     centre = (k + 0.5) / factor - 0.5
-    pos = (np.interp(centre, np.arange(len(p)), mean_j) + 0.5) * factor - 0.5
-    pos = np.clip(pos, 0, len(ref) - 1)
+    pos = r0 + (np.interp(centre, np.arange(len(p)), mean_j) + 0.5) * factor - 0.5
+    pos = np.clip(pos, r0, r1 - 1)
     return Alignment(path=path, cost=float(total), factor=factor, n_perf=len(perf), n_ref=len(ref),
-                     perf_median=p_med, ref_median=r_med, key_offset=offset, ref_position=pos)
+                     perf_span=(p0, p1), ref_span=(r0, r1), perf_median=p_med, ref_median=r_med, key_offset=offset, ref_position=pos)
 
 
 def aligned_reference(perf: np.ndarray, ref: np.ndarray, alignment: Alignment) -> np.ndarray:
@@ -298,7 +310,8 @@ def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment |
     within50 = float((ad <= 0.5).sum() / n_voiced) if n_voiced else float("nan")
     within100 = float((ad <= 1.0).sum() / n_voiced) if n_voiced else float("nan")
     median = float(np.median(ad)) if len(ad) else float("nan")
-    return np.array([a.cost / len(a.path), within50, within100, median, a.n_perf / a.n_ref,
+    return np.array([a.cost / len(a.path), within50, within100, median,
+                     (a.perf_span[1] - a.perf_span[0]) / (a.ref_span[1] - a.ref_span[0]),
                      1.0 - n_voiced / len(perf)])
 
 

@@ -45,6 +45,8 @@ class ContourSet:
         ratings: criterion -> (n,) float32 in [0, 1], NaN where missing.
         extract: extraction parameters of the contours (plain dict; may be empty), saved in
             checkpoints so ``raympa predict`` extracts new audio the same way.
+        reference: (total_frames,) float32 MIDI or None: each recording's reference aligned onto
+            its own frame grid (same offsets as ``midi``, 0 = unvoiced; see raympa.references).
     """
 
     midi: np.ndarray
@@ -55,6 +57,7 @@ class ContourSet:
     instrument: np.ndarray
     ratings: dict[str, np.ndarray]
     extract: dict[str, Any] = field(default_factory=dict)
+    reference: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.recording_id)
@@ -67,6 +70,9 @@ class ContourSet:
         for name in ("split", "band", "instrument"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} recordings")
+        if self.reference is not None and (self.reference.shape != self.midi.shape
+                                           or self.reference.dtype != np.float32):
+            raise ValueError(f"reference must be float32 of shape {self.midi.shape}")
         for crit, r in self.ratings.items():
             if r.shape != (n,):
                 raise ValueError(f"ratings[{crit!r}] has shape {r.shape}, expected ({n},)")
@@ -100,7 +106,16 @@ class ContourSet:
             instrument=self.instrument[index],
             ratings={k: v[index] for k, v in self.ratings.items()},
             extract=dict(self.extract),
+            reference=None if self.reference is None else np.ascontiguousarray(
+                np.concatenate([self.reference[self.offsets[i] : self.offsets[i + 1]] for i in index])
+                if len(index) else np.zeros(0, np.float32)),
         )
+
+    def with_reference(self, reference: np.ndarray | None) -> "ContourSet":
+        """The same set carrying ``reference`` ((total_frames,) float32, aligned references), or none."""
+        import dataclasses
+
+        return dataclasses.replace(self, reference=reference)
 
     def indices(
         self,
@@ -245,6 +260,21 @@ class DeviceSplit:
         self.recording_id = data.recording_id[index]
         self.y_np = data.ratings[criterion][index].astype(np.float32)  # (n,)
         self.y = torch.from_numpy(self.y_np).to(device)  # (n,)
+        self.ref = None  # (total_frames,) aligned references, when the set carries them
+        if data.reference is not None:
+            with warnings.catch_warnings():  # read-only arrays from Ray's object store; never written
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                self.ref = torch.from_numpy(data.reference).to(device)
+
+    def chunks(self, which: "torch.Tensor", starts: "torch.Tensor", frames: int) -> "torch.Tensor":
+        """MIDI chunks (n, frames), or (n, 2, frames) with the aligned reference as channel 1."""
+        import torch
+
+        x = gather_chunks(self.midi, self.begin, self.end, which, starts, frames)  # (n, frames)
+        if self.ref is None:
+            return x
+        r = gather_chunks(self.ref, self.begin, self.end, which, starts, frames)  # (n, frames)
+        return torch.stack([x, r], dim=1)  # (n, 2, frames)
 
 
 def extraction_metadata(contours_df: "pd.DataFrame") -> dict[str, Any]:

@@ -35,7 +35,7 @@ def test_transposition_and_octave_slips_cost_nothing():
     f = _feats(perf, ref)
     assert f["within_50c"] > 0.9
     assert f["median_deviation"] < 0.2
-    assert f["length_ratio"] == pytest.approx(len(perf) / len(ref))
+    assert f["length_ratio"] == pytest.approx((len(perf) - 3) / (len(ref) - 3))  # trailing rests trimmed
 
 
 def test_wrong_notes_lower_the_match_in_proportion():
@@ -63,7 +63,7 @@ def test_aligned_reference_follows_tempo_changes_in_performers_register():
     assert both.mean() > 0.8
     assert np.median(np.abs(perf[both] - aref[both])) < 0.01  # same register, not just pitch class
     assert np.all(np.diff(a.path, axis=0) >= 0)  # monotone path
-    n_p, n_r = -(-len(perf) // a.factor), -(-len(ref) // a.factor)
+    n_p, n_r = -(-(len(perf) - 3) // a.factor), -(-(len(ref) - 3) // a.factor)  # voiced spans
     assert tuple(a.path[0]) == (0, 0) and tuple(a.path[-1]) == (n_p - 1, n_r - 1)
 
 
@@ -79,6 +79,17 @@ def test_key_offset_ignores_a_few_wrong_notes():
     # the reference, shifted by medians and offset, lands on the true transposition (+5)
     assert A.fold(p_med - r_med + off - 5) == pytest.approx(0.0, abs=0.11)
     assert _feats(perf, ref)["within_50c"] > 0.7  # the right notes still match
+
+
+def test_leading_silence_is_not_aligned():
+    rng = np.random.default_rng(7)
+    ref, notes, durs = _melody(rng)
+    perf = np.r_[np.zeros(400), _render(notes + 2, durs), np.zeros(300)]
+    a = A.align(perf, ref)
+    assert a.perf_span == (400, 400 + len(ref) - 3)
+    f = _feats(perf, ref)
+    assert f["within_50c"] > 0.95 and f["length_ratio"] == pytest.approx(1.0)
+    assert f["unvoiced_share"] > 700 / len(perf)
 
 
 def test_unvoiced_share_and_silence():
