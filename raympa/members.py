@@ -117,7 +117,7 @@ def member_lr(params: Iterable["torch.nn.Parameter"], lrs: Sequence[float], memb
     out = []
     for p in params:
         lr = torch.tensor(list(lrs), dtype=p.dtype, device=p.device)  # (K,)
-        out.append(lr.view(members, *([1] * p.dim())).expand(members, p.numel() // members).reshape(p.shape))
+        out.append(lr[:, None].expand(members, p.numel() // members).reshape(p.shape))
     return out
 
 

@@ -44,7 +44,8 @@ from raympa.dataset import ContourSet, DeviceSplit
 from raympa.evaluate import r2, resolve_device  # noqa: F401 (resolve_device is public here too)
 from raympa.stages import STAGES, Stage  # noqa: F401 (STAGES is public)
 from raympa.members import MemberProgress, member_loss, to_cpu
-from raympa.runfolder import TrainResult, describe_data, make_checkpoint, save_checkpoint, write_run  # noqa: F401 (public)
+from raympa.runfolder import (  # noqa: F401 (TrainResult, save_checkpoint and write_run are public here too)
+    TrainResult, describe_data, make_checkpoint, save_checkpoint, write_run)
 
 if TYPE_CHECKING:
     import torch
@@ -107,8 +108,8 @@ class Trainer:
         with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             midi = torch.from_numpy(data.midi).to(device)  # (total_frames,) zero-copy on the CPU
-        self.splits = {s: DeviceSplit(data, data.indices(band=band, split=s, criterion=cfg.criterion), cfg.criterion, midi)
-                       for s in ("train", "val", "test")}
+        self.splits = {s: DeviceSplit(data, data.indices(band=band, split=s, criterion=cfg.criterion),
+                                      cfg.criterion, midi) for s in ("train", "val", "test")}
         if self.splits["train"].n < 2:
             raise ValueError(f"need at least 2 training recordings rated on {cfg.criterion}, "
                              f"have {self.splits['train'].n}")
@@ -193,13 +194,15 @@ class Trainer:
             live = []
             for n, m in enumerate(self.members):
                 if m.active and not math.isfinite(values[n]):
-                    self._fail(n, f"non-finite training loss ({values[n]}) in epoch {m.epoch + 1}, stage "
-                                  f"{stage.name} (lr={getattr(m.cfg, stage.lr_field)}); lower the learning rate")
+                    lr = getattr(m.cfg, stage.lr_field)
+                    self._fail(n, restore=False, message=f"non-finite training loss ({values[n]}) in epoch "
+                               f"{m.epoch + 1}, stage {stage.name} (lr={lr}); lower the learning rate")
                 elif m.active:
                     live.append(n)
                     total[n] += values[n] * which.shape[0]
                     count[n] += which.shape[0]
             if not live:
+                self._restore([n for n, m in enumerate(self.members) if not m.active])
                 break
             self.optimizer.zero_grad()
             (losses[live].sum() if k > 1 else losses[0]).backward()
@@ -207,10 +210,12 @@ class Trainer:
             self._restore([n for n, m in enumerate(self.members) if not m.active])
         return [t / c if c else math.nan for t, c in zip(total, count)]
 
-    def _fail(self, k: int, message: str) -> None:
+    def _fail(self, k: int, *, message: str, restore: bool = True) -> None:
+        """Member k stops for good (its slots restored now, or after the step under way)."""
         m = self.members[k]
         m.error, m.active = message, False
-        self._restore([k])
+        if restore:
+            self._restore([k])
 
     def full_length(self, split: str) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Predictions (n, K) and latents (n, K, 16) of whole contours (padded to a chunk if shorter)."""
@@ -226,8 +231,8 @@ class Trainer:
         from raympa.evaluate import forward_chunks
 
         sp, cfg = self.splits[split], self.cfgs[0]
-        pred, which = forward_chunks(self.model, sp.midi, sp.begin, sp.end, sp.lengths_np, chunk_frames=cfg.chunk_frames,
-                                     chunk_hop=cfg.chunk_hop, pitch_norm=cfg.pitch_norm)
+        pred, which = forward_chunks(self.model, sp.midi, sp.begin, sp.end, sp.lengths_np,
+                                     chunk_frames=cfg.chunk_frames, chunk_hop=cfg.chunk_hop, pitch_norm=cfg.pitch_norm)
         return pred.reshape(len(which), self.k), sp.y_np[which]
 
     def val_loss(self, pred: "torch.Tensor", z: "torch.Tensor") -> "torch.Tensor":
@@ -263,7 +268,8 @@ class Trainer:
             m.stage_epoch += 1
             m.epoch += 1
             if not math.isfinite(val_loss[k]):
-                self._fail(k, f"non-finite validation loss in epoch {m.epoch} ({stage.name}); lower the learning rate")
+                self._fail(k, message=f"non-finite validation loss in epoch {m.epoch} ({stage.name}); "
+                                      "lower the learning rate")
                 out.append(None)
                 continue
             if val_loss[k] < m.best_val:
@@ -357,7 +363,8 @@ def member_results(trainer: Trainer, data: ContourSet, *, seconds: float) -> lis
             continue
         cfg, pred = m.cfg, np.clip(test_pred[:, k].cpu().numpy(), 0, 1)
         metrics = {
-            "model": cfg.model, "criterion": cfg.criterion, "seed": cfg.seed, "band": trainer.band if trainer.band is not None else "all",
+            "model": cfg.model, "criterion": cfg.criterion, "seed": cfg.seed,
+            "band": trainer.band if trainer.band is not None else "all",
             "val_r2_full": r2(val.y_np, val_pred[:, k].cpu().numpy()),
             "val_r2_chunk": r2(val_chunk_y, val_chunk[:, k]),
             "test_r2_full": r2(test.y_np, pred),
