@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fake_study import make_fake_study
+from fake_study import make_fake_study, make_fake_sweep
 from scipy.stats import wilcoxon
 from sklearn.metrics import davies_bouldin_score
 
@@ -170,3 +170,51 @@ def test_trials_stopped_early_are_left_out(tmp_path):
     assert st.failed["status"].tolist() == ["STOPPED_EARLY"]
     assert len(st.finished) == len(trials) - 1
     assert any("stopped before their final report" in n for n in st.notes)
+
+
+# ----------------------------------------------------------------------------- conditional sweeps
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    return make_fake_sweep(tmp_path_factory.mktemp("sweep"))
+
+
+def _importance(d):
+    imp, notes = A.param_importance(A.load_study(d))
+    return imp, notes
+
+
+def test_importance_reads_the_journal_per_subspace(sweep_dir):
+    imp, notes = _importance(sweep_dir)
+    assert set(imp["source"]) == {"optuna.journal"}
+    assert any("not in the Optuna journal" in n for n in notes)  # the baseline
+    st = A.load_study(sweep_dir)
+    searched = st.finished[st.finished["model"] != "pcconvnet"]
+    by = {s: g.set_index("param") for s, g in imp.groupby("subspace")}
+    # a parameter some trials do not use is not in the all-trials sub-space (trials.csv holds its default there)
+    assert set(by["all trials"].index) == {"model", "contrastive", "lr"}
+    weighted = by["contrastive=weighted"]
+    assert set(weighted.index) == {"model", "margin", "lr"}
+    assert (weighted["n_trials"] == (searched["contrastive"] == "weighted").sum()).all()
+    assert set(by["model=contrastive-jl"].index) == {"contrastive", "jl_lambda", "lr"}
+    assert set(by["contrastive=rnc, model=contrastive"].index) == {"rnc_temperature", "lr"}
+    # the fake metric depends on the margin and not on lr
+    assert by["contrastive=weighted, model=contrastive"].loc["margin", "importance"] > 0.5
+    for _, g in imp.groupby("subspace"):
+        assert g["importance"].sum() == pytest.approx(1.0)
+
+
+def test_importance_without_journal_blanks_inactive_parameters(sweep_dir, tmp_path):
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(sweep_dir, bare)
+    (bare / "optuna.journal").unlink()
+    imp, notes = _importance(bare)
+    assert set(imp["source"]) == {"trials.csv"}
+    assert any("left blank" in n for n in notes)
+    ref, _ = _importance(sweep_dir)
+    key = ["subspace", "param"]
+    both = ref.merge(imp, on=key, suffixes=("_journal", "_csv"), how="outer")
+    assert not both.isna().any().any()  # the same sub-spaces and parameters
+    assert both["n_trials_journal"].tolist() == both["n_trials_csv"].tolist()
+    assert both["importance_csv"].to_numpy() == pytest.approx(both["importance_journal"].to_numpy())

@@ -10,7 +10,8 @@ Contrastive Learning" (ISMIR 2021), and the views the paper lacked. One module p
 * :mod:`~raympa.analysis.latent`: t-SNE (Figure 4), bin-centroid distances (Figure 5), the
   Davies-Bouldin index (Figure 6) and its relation to R²;
 * :mod:`~raympa.analysis.significance`: paired Wilcoxon tests between models, with effect sizes;
-* :mod:`~raympa.analysis.sweep`: slice tables and parameter importance.
+* :mod:`~raympa.analysis.sweep`: slice tables of a sweep;
+* :mod:`~raympa.analysis.importance`: parameter importance per sub-space of a conditional search space.
 
 Every function returns ``(table, notes)``: notes are plain sentences about degenerate inputs
 (one rating bin, one seed, missing latents ...) for the report; nothing here raises on them.
@@ -45,7 +46,8 @@ from raympa.analysis.selection import (
     selected_configs,
 )
 from raympa.analysis.significance import _paired_test, significance
-from raympa.analysis.sweep import param_importance, sweep_table
+from raympa.analysis.importance import param_importance
+from raympa.analysis.sweep import sweep_table
 
 __all__ = [
     "FINISHED", "GROUP_COLUMNS", "METRIC_COLUMNS", "R2_PROTOCOLS", "Analysis", "AnalysisConfig", "Latents", "Notes",

@@ -223,7 +223,8 @@ def fig_sweep(a: Analysis) -> Any:
 
 
 def fig_importance(a: Analysis) -> Any:
-    """Horizontal bars of parameter importance per criterion x band."""
+    """Horizontal bars of parameter importance, labelled by sub-space and parameter, one colour per
+    criterion x band."""
     import plotly.graph_objects as go
 
     df = a.tables["param_importance"]
@@ -232,10 +233,12 @@ def fig_importance(a: Analysis) -> Any:
     fig = go.Figure()
     for crit, band in group_keys(df):
         s = df[(df["criterion"] == crit) & (df["band"] == band)]
-        fig.add_trace(go.Bar(x=s["importance"], y=s["param"], orientation="h", name=f"{crit}, {band}"))
-    fig.update_layout(barmode="group", height=min(900, 140 + 28 * len(df)),
-                      xaxis_title=f"fANOVA importance for {a.study.metric} (sums to 1 per group)",
-                      margin=dict(t=30, b=40))
+        fig.add_trace(go.Bar(x=s["importance"], y=[s["subspace"].tolist(), s["param"].tolist()], orientation="h",
+                             name=f"{crit}, {band}",
+                             hovertemplate="%{y}: %{x:.3f}<extra>" + f"{crit}, {band}" + "</extra>"))
+    fig.update_layout(barmode="group", height=min(1600, 160 + 24 * len(df)),
+                      xaxis_title=f"fANOVA importance for {a.study.metric} (sums to 1 per sub-space)",
+                      yaxis=dict(autorange="reversed"), margin=dict(t=30, b=40, l=20))
     return fig
 
 

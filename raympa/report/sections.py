@@ -125,8 +125,12 @@ def sections(a: Analysis) -> list[tuple[Section, Any]]:
                   [notes_html(n["sweep"]), csv_link("sweep")]),
          fig_sweep(a)),
         (Section("importance", "Parameter importance",
-                  f"Share of the variance of {metric} explained by each swept parameter, from Optuna's fANOVA "
-                  "evaluator (a random forest fitted to the finished trials, seeds not a parameter).",
+                  f"Share of the variance of {metric} explained by each searched parameter, from Optuna's fANOVA "
+                  "evaluator (a random forest fitted to the finished trials, seeds not a parameter), per sub-space "
+                  "of the conditional search space: a parameter is counted only in trials that used it (the margin "
+                  "only with the weighted contrastive term, lambda only for the joint model ...). Active parameters "
+                  "come from the study's Optuna journal, else from trials.csv with unused ones left blank "
+                  "(column source).",
                   [notes_html(n["importance"]), table_html(t["param_importance"]), csv_link("param_importance")]),
          fig_importance(a)),
         (Section("best", "Best configurations",
