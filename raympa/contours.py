@@ -70,33 +70,49 @@ META_TYPES = (
 
 
 # ============================================================================ pitch tracking
-def _librosa_backend() -> tuple[Callable[..., Any], str]:
+def _librosa_pyin() -> Callable[..., Any]:
     import librosa
 
-    return librosa.pyin, f"librosa-{librosa.__version__}"
+    return librosa.pyin
 
 
-def _fast_backend() -> tuple[Callable[..., Any], str]:
+def _librosa_version() -> str:
+    import librosa
+
+    return f"librosa-{librosa.__version__}"
+
+
+def _fast_pyin() -> Callable[..., Any]:
+    from raympa.pitch import pyin
+
+    return pyin
+
+
+def _fast_version() -> str:
     import raympa.pitch
 
-    src = Path(raympa.pitch.__file__).read_bytes()
-    return raympa.pitch.pyin, f"raympa.pitch-{hashlib.sha1(src).hexdigest()[:12]}"
+    return f"raympa.pitch-{hashlib.sha1(Path(raympa.pitch.__file__).read_bytes()).hexdigest()[:12]}"
 
 
-# backend name -> () -> (its pyin, librosa.pyin's signature; its version for the cache key)
-BACKENDS: dict[str, Callable[[], tuple[Callable[..., Any], str]]] = {"fast": _fast_backend, "librosa": _librosa_backend}
+@dataclass(frozen=True)
+class _Backend:
+    pyin: Callable[[], Callable[..., Any]]  # () -> its pyin, with librosa.pyin's signature
+    version: Callable[[], str]  # () -> its code version, part of the cache key
 
 
-def _backend(name: str) -> tuple[Callable[..., Any], str]:
-    """The pyin function and code version of a backend; the one place a backend name is checked."""
+BACKENDS = {"fast": _Backend(_fast_pyin, _fast_version), "librosa": _Backend(_librosa_pyin, _librosa_version)}
+
+
+def _backend(name: str) -> _Backend:
+    """A backend by name; the one place a backend name is checked (ValueError)."""
     if name not in BACKENDS:
         raise ValueError(f"backend={name!r}; choose {' or '.join(repr(b) for b in BACKENDS)}")
-    return BACKENDS[name]()
+    return BACKENDS[name]
 
 
 def _pyin_midi(y: np.ndarray, config: ExtractConfig) -> np.ndarray:
     """pYIN of a mono signal -> MIDI per frame (float32, 0 = unvoiced). y: (n_samples,)."""
-    pyin, _ = _backend(config.backend)
+    pyin = _backend(config.backend).pyin()
     if len(y) < config.frame_length:  # pYIN needs one full frame; zero-pad (frame count unchanged)
         y = np.pad(y, (0, config.frame_length - len(y)))
     f0, voiced, _ = pyin(y, sr=config.sample_rate, fmin=config.fmin, fmax=config.fmax,
@@ -250,7 +266,7 @@ class AudioRows:
     @classmethod
     def of(cls, config: ExtractConfig, *, cache_dir: str | None = None) -> AudioRows:
         """Row function for ``config`` (raises ValueError for an unknown backend)."""
-        version = f"{CACHE_FORMAT}/{_backend(config.backend)[1]}/{BLOCK_FRAMES}+{CONTEXT_FRAMES}"
+        version = f"{CACHE_FORMAT}/{_backend(config.backend).version()}/{BLOCK_FRAMES}+{CONTEXT_FRAMES}"
         return cls(config=config, code_version=version, cache_dir=cache_dir)
 
     def __call__(self, row: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:

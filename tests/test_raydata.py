@@ -116,3 +116,11 @@ def test_rows_per_task_auto():
     assert raydata.auto_rows_per_task(5, 2) == 1  # small runs: every CPU busy
     assert raydata.auto_rows_per_task(40, 2) == 5
     assert raydata.auto_rows_per_task(6000, 2) == raydata.MAX_ROWS_PER_TASK
+
+
+def test_warmup_runs_once_in_the_driver_before_the_workers(ray_local):
+    calls = []
+    rows = [{"recording_id": r, "path": ""} for r in ("a", "b")]
+    table = raydata.map_rows(rows, fails_on_b, meta_types=[("n", "int64")], warmup=lambda: calls.append(os.getpid()))
+    assert calls == [os.getpid()]  # one node: no warm-up task elsewhere
+    assert table.column("error").to_pylist() == [None, "RuntimeError: bad input"]
