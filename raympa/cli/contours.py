@@ -16,18 +16,18 @@ def _add_extraction_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-rate", type=int, default=d.sample_rate, help="Hz (default %(default)s, paper)")
     p.add_argument("--frame-length", type=int, default=d.frame_length, help="samples (default %(default)s, paper)")
     p.add_argument("--hop-length", type=int, default=d.hop_length, help="samples (default %(default)s, paper)")
-    p.add_argument("--fmin", type=float, default=d.fmin, help="Hz (default %(default)s)")
-    p.add_argument("--fmax", type=float, default=d.fmax, help="Hz (default %(default)s)")
+    p.add_argument("--fmin", type=float, default=d.fmin, help="Hz (default %(default)s, ours: below the alto sax's Db3)")
+    p.add_argument("--fmax", type=float, default=d.fmax, help="Hz (default %(default)s, ours: above the flute's D7)")
     p.add_argument("--resolution", type=float, default=d.resolution, help="semitones per pYIN pitch bin (default %(default)s, librosa)")
 
 
 def _add_run_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (gets contours.parquet and errors.csv)")
     p.add_argument("--cache-dir", default=None, help="contour cache (default $RAYMPA_CACHE or ~/.cache/raympa)")
-    p.add_argument("--address", default=None, help="Ray cluster address ('auto' to join a running cluster)")
+    p.add_argument("--address", default=None, help="Ray cluster address ('auto' to join a running cluster; token auth: docs/contours.md)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the contour cache")
     p.add_argument("--num-workers", type=int, default=None, help="at most this many parallel tasks (default: one per CPU)")
-    p.add_argument("--rows-per-task", type=int, default=None, help="inputs per Ray task (default: 1 for small runs, up to 8)")
+    p.add_argument("--rows-per-task", type=int, default=None, help="inputs per Ray task (default, ours: 1 for small runs, up to 8)")
 
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
