@@ -18,7 +18,9 @@ from typing import Any, Literal, get_args
 
 from raympa import constants as C
 
-ModelName = Literal["pcconvnet", "contrastive", "contrastive-jl"]  # for type checkers; the names are C.MODELS
+ModelName = Literal["pcconvnet", "contrastive", "contrastive-jl", "si-pcconvnet", "si-contrastive", "si-contrastive-jl",
+                    "joint-embed", "joint-embed-contrastive", "joint-embed-jl"]  # for type checkers; the names are C.MODELS
+Reference = Literal["none", "table", "peers"]
 Criterion = Literal["musicality", "note_accuracy", "rhythm_accuracy"]
 ContrastiveTerm = Literal["weighted", "rnc"]
 Pairing = Literal["halves", "all"]
@@ -26,6 +28,7 @@ Chunking = Literal["random", "fixed", "code"]
 PitchNorm = Literal["midi127", "midi36_72"]
 Backend = Literal["fast", "librosa"]
 assert get_args(ModelName) == C.MODELS, "ModelName must list raympa.constants.MODELS"
+assert get_args(Reference) == C.REFERENCE_MODES, "Reference must list raympa.constants.REFERENCE_MODES"
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class TrainConfig:
     chunk_hop: int = 500  # frames, code: the hop of its 1000-frame windows ("fixed" only)
     pitch_norm: PitchNorm = "midi127"  # paper (sec. 3.1.4): MIDI/127; "midi36_72" = code's (MIDI-36)/72
     pitch_shift: float = 0.0  # semitones, code: +-2 random shift on voiced frames; 0 = off (paper: none)
+    # ours: the reference a reference-informed model reads (raympa.references): "table" = each row's
+    # reference_path, "peers" = the top-rated training recordings of the same piece_id, "none" = the paper's
+    reference: Reference = "none"
+    reference_peers: int = 3  # ours: training peers merged into one reference ("peers")
     chunks_per_recording: int = 1  # paper (sec. 4.1.1, implied): one random chunk per recording per epoch
     # ours: an epoch repeats its sample (chunks per recording, or passes over the windows) until it
     # has at least this many SGD steps; 0 = off (the paper's epoch). See raympa.dataset.epoch_repeats
@@ -129,6 +136,7 @@ class TrainConfig:
             "pairing": ("halves", "all"),
             "chunking": ("random", "fixed", "code"),
             "pitch_norm": ("midi127", "midi36_72"),
+            "reference": C.REFERENCE_MODES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -147,3 +155,8 @@ class TrainConfig:
             raise ValueError(f"min_steps_per_epoch={self.min_steps_per_epoch}; need >= 0 (0 = off)")
         if self.pitch_shift < 0 or self.rnc_temperature <= 0:
             raise ValueError("pitch_shift must be >= 0 and rnc_temperature > 0")
+        if (self.model in C.REFERENCE_MODELS) != (self.reference != "none"):
+            need = "needs reference='table' or 'peers'" if self.model in C.REFERENCE_MODELS else "reads no reference"
+            raise ValueError(f"model={self.model!r} {need} (reference={self.reference!r})")
+        if self.reference_peers < 1:
+            raise ValueError(f"reference_peers={self.reference_peers}; need >= 1")

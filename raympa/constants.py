@@ -59,10 +59,21 @@ RATINGS_COLUMNS = (
 
 # Model names (the one place they are spelled out), with their display labels.
 # pcconvnet: Pati et al. 2018; contrastive (two-step) and contrastive-jl (joint): Seshadri & Lerch 2021.
+# The reference-informed models (raympa.informed) follow Huang et al. 2020's SIConvNet (si-*) and
+# JointEmbedNet (joint-embed*), each with the three losses: MSE, two-step contrastive, MSE + lambda * L_C.
 MODEL_LABELS = {
     "pcconvnet": "PCConvNet",
     "contrastive": "ContrastiveCNN",
     "contrastive-jl": "ContrastiveCNN-JL",
+    "si-pcconvnet": "SI-PCConvNet",
+    "si-contrastive": "SI-ContrastiveCNN",
+    "si-contrastive-jl": "SI-ContrastiveCNN-JL",
+    "joint-embed": "JointEmbedNet",
+    "joint-embed-contrastive": "JointEmbedNet-Contrastive",
+    "joint-embed-jl": "JointEmbedNet-JL",
 }
 MODELS = tuple(MODEL_LABELS)
+PAPER_MODELS = MODELS[:3]  # Seshadri & Lerch 2021's three: contour only, no reference
+REFERENCE_MODELS = MODELS[3:]  # read a reference aligned to the performance (TrainConfig.reference)
+REFERENCE_MODES = ("none", "table", "peers")  # TrainConfig.reference: none = the paper's setting
 BASELINE_MODEL = "pcconvnet"

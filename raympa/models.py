@@ -248,11 +248,18 @@ MODEL_CLASSES: dict[str, type[_Base]] = {
     "contrastive": ContrastiveCNN,
     "contrastive-jl": ContrastiveCNN,
 }
-assert tuple(MODEL_CLASSES) == C.MODELS, "MODEL_CLASSES must cover raympa.constants.MODELS"
+assert tuple(MODEL_CLASSES) == C.PAPER_MODELS, "MODEL_CLASSES must cover raympa.constants.PAPER_MODELS"
 
 
 def build_model(name: str, *, members: int = 1) -> _Base:
-    """Model for a ``TrainConfig.model`` value (one of ``constants.MODELS``), with K ``members``."""
-    if name not in MODEL_CLASSES:
+    """Model for a ``TrainConfig.model`` value (one of ``constants.MODELS``), with K ``members``.
+
+    The reference-informed models live in :mod:`raympa.informed` (imported here, since it builds
+    on this module's layers).
+    """
+    from raympa.informed import MODEL_CLASSES as INFORMED_CLASSES
+
+    classes = {**MODEL_CLASSES, **INFORMED_CLASSES}
+    if name not in classes:
         raise ValueError(f"unknown model {name!r}; choose one of {list(C.MODELS)}")
-    return MODEL_CLASSES[name](members=members)
+    return classes[name](members=members)

@@ -64,5 +64,12 @@ STAGES: dict[str, tuple[Stage, ...]] = {
     "pcconvnet": (REGRESSION,),
     "contrastive": (ENCODER, HEAD),
     "contrastive-jl": (JOINT,),
+    # reference-informed (raympa.informed): the same three stage sequences
+    "si-pcconvnet": (REGRESSION,),
+    "si-contrastive": (ENCODER, HEAD),
+    "si-contrastive-jl": (JOINT,),
+    "joint-embed": (REGRESSION,),
+    "joint-embed-contrastive": (ENCODER, HEAD),
+    "joint-embed-jl": (JOINT,),
 }
 assert tuple(STAGES) == MODELS, "STAGES must cover raympa.constants.MODELS"

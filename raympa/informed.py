@@ -1,0 +1,189 @@
+"""Reference-informed models: the performance read together with its aligned reference.
+
+After Huang, Hung, Pati, Gururani & Lerch, "Score-informed networks for music performance
+assessment", ISMIR 2020 (code: biboamy/FBA-Fall19), whose SIConvNet reads the performance and its
+DTW-aligned score as input channels, and whose JointEmbedNet encodes performance and score
+separately and regresses the rating from their joint embedding. Here the reference comes from
+:mod:`raympa.references` (a score, a recording of the piece, or the top-rated training peers),
+aligned key- and octave-invariantly onto the performance's frame grid (:mod:`raympa.align`).
+
+Input: (batch, K, 2, n_frames), or (batch, 2, n_frames) shared by every member: channel 0 the
+normalised performance, channel 1 the normalised aligned reference (both 0 where unvoiced).
+
+* :class:`SIConvNet` (``si-*`` models): the encoder's conv blocks (kernel 7, stride 3, 4 -> 8 ->
+  16 channels, as PCConvNet's) read three channels: performance, reference, and their difference
+  where both are voiced (which is where note errors show); the latent is the masked time mean, the
+  head ContrastiveCNN's ``Linear(16, 8) -> Linear(8, 1) -> sigmoid``. The time mean instead of
+  PCConvNet's final kernel-35 convolution is ours: it takes recordings of any length from 79
+  frames (0.46 s) on, so short recordings (a few seconds) are read whole.
+* :class:`JointEmbedNet` (``joint-embed*``): two encoders of PCConvNet's shape, one for the
+  performance and one for the reference; their 16-d time means, concatenated with their
+  difference, go through ``Linear(48, 16)`` to the joint latent, then the same head.
+
+Every one of them trains with each loss the project has (:data:`INFORMED`): MSE alone
+(``si-pcconvnet``, ``joint-embed``), two-step contrastive (``si-contrastive``,
+``joint-embed-contrastive``) and MSE + λ·contrastive on the latent (``si-contrastive-jl``,
+``joint-embed-jl``); the contrastive term is the weighted contrastive loss or Rank-N-Contrast as
+``TrainConfig.contrastive`` says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from raympa import constants as C
+from raympa.models import (CHANNELS, HEAD_HIDDEN, KERNEL, STRIDE, ConvEncoder, GroupBatchNorm1d, GroupConv1d,
+                           GroupLinear, masked_time_mean)
+
+DIFF_SCALE = 10.0  # ours: the difference channel is small after pitch normalisation; BatchNorm rescales anyway
+MIN_FRAMES = 79  # the encoder's receptive field (79 -> 25 -> 7 -> 1 frames)
+SHORT_CHUNK_QUANTILE = 0.1  # ours: auto chunk length = this quantile of the training lengths, when shorter than the paper's
+
+
+def _blocks(c_in: int, members: int) -> nn.Sequential:
+    """PCConvNet's three conv blocks on ``c_in`` input channels per member."""
+    layers: list[nn.Module] = []
+    for a, b in zip((c_in, *CHANNELS[1:-1]), CHANNELS[1:]):
+        layers += [GroupConv1d(a, b, KERNEL, STRIDE, members=members), GroupBatchNorm1d(b, members=members), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _pool(h: torch.Tensor, lengths: torch.Tensor | None, batch: int, members: int) -> torch.Tensor:
+    """(batch, K*16, t') -> (batch, K, 16) masked time mean."""
+    valid = None if lengths is None else ConvEncoder.out_len(lengths)
+    return masked_time_mean(h, valid).view(batch, members, C.LATENT_DIM)
+
+
+class _SIEncoder(nn.Module):
+    """(batch, K, 2, n) -> (batch, K, 16): three channels (performance, reference, difference) in one encoder."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.members = members
+        self.blocks = _blocks(3, members)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        p, r = x[:, :, 0], x[:, :, 1]  # (batch, K, n) each
+        diff = torch.where((p != 0) & (r != 0), (p - r) * DIFF_SCALE, torch.zeros_like(p))
+        h = torch.stack([p, r, diff], dim=2).flatten(1, 2)  # (batch, K*3, n), member-major
+        return _pool(self.blocks(h), lengths, x.shape[0], self.members)
+
+
+class _JointEncoder(nn.Module):
+    """(batch, K, 2, n) -> (batch, K, 16): a performance and a reference encoder, fused linearly."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.members = members
+        self.perf = _blocks(1, members)
+        self.ref = _blocks(1, members)
+        self.fuse = GroupLinear(3 * C.LATENT_DIM, C.LATENT_DIM, members=members)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        b, k = x.shape[0], self.members
+        zp = _pool(self.perf(x[:, :, 0]), lengths, b, k)  # (batch, K, 16)
+        zr = _pool(self.ref(x[:, :, 1]), lengths, b, k)  # (batch, K, 16)
+        return self.fuse(torch.cat([zp, zr, zp - zr], dim=2))  # (batch, K, 16)
+
+
+class _Informed(nn.Module):
+    """Shared API of the models (as raympa.models'): forward, latent, forward_latent, predict_from_latent."""
+
+    min_frames = MIN_FRAMES
+    latent_dim = C.LATENT_DIM
+    in_channels = 2  # performance, aligned reference
+    encoder_class: type[nn.Module]
+
+    def __init__(self, *, members: int = 1) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"members={members}; need at least 1")
+        self.members = members
+        self.encoder = self.encoder_class(members)
+        self.head = nn.Sequential(GroupLinear(C.LATENT_DIM, HEAD_HIDDEN, members=members),
+                                  GroupLinear(HEAD_HIDDEN, 1, members=members))
+
+    def _input(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+        """Check ``x`` and bring it to (batch, K, 2, n); True when outputs lose the member axis."""
+        k = self.members
+        if x.dim() == 3 and x.shape[1] == 2:
+            squeeze, x = k == 1, x.unsqueeze(1).expand(-1, k, -1, -1)  # shared by every member
+        elif x.dim() == 4 and x.shape[1] == k and x.shape[2] == 2:
+            squeeze = False
+        else:
+            raise ValueError(f"{type(self).__name__} expects (batch, 2, n_frames) or (batch, {k}, 2, n_frames): "
+                             f"performance and aligned reference; got {tuple(x.shape)} (train with a reference)")
+        shortest = x.shape[-1] if lengths is None else int(lengths.min())
+        if shortest < self.min_frames:
+            raise ValueError(f"{type(self).__name__} needs at least {self.min_frames} frames per contour, got {shortest}")
+        return x, squeeze
+
+    def predict_from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """(batch, [K,] 16) latent -> (batch, [K]) rating in (0, 1)."""
+        if z.dim() == 2:
+            return torch.sigmoid(self.head(z.unsqueeze(1)))[:, 0, 0]
+        return torch.sigmoid(self.head(z))[..., 0]
+
+    def latent(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, [K,] 16) joint latent (the one the contrastive loss shapes)."""
+        x, squeeze = self._input(x, lengths)
+        z = self.encoder(x, lengths)  # (batch, K, 16)
+        return z[:, 0] if squeeze else z
+
+    def forward_latent(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction (batch, [K]) and latent (batch, [K,] 16) from one pass."""
+        x, squeeze = self._input(x, lengths)
+        z = self.encoder(x, lengths)  # (batch, K, 16)
+        pred = self.predict_from_latent(z)  # (batch, K)
+        return (pred[:, 0], z[:, 0]) if squeeze else (pred, z)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_latent(x, lengths)[0]
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class SIConvNet(_Informed):
+    """Performance, reference and their difference as input channels (after Huang et al.'s SIConvNet)."""
+
+    encoder_class = _SIEncoder
+
+
+class JointEmbedNet(_Informed):
+    """A performance and a reference encoder, rating from the joint latent (after Huang et al.'s JointEmbedNet)."""
+
+    encoder_class = _JointEncoder
+
+
+# model name -> (class, name of its stage sequence in raympa.stages); the labels live in constants.MODEL_LABELS
+INFORMED: dict[str, tuple[type[_Informed], str]] = {
+    "si-pcconvnet": (SIConvNet, "mse"),
+    "si-contrastive": (SIConvNet, "two-step"),
+    "si-contrastive-jl": (SIConvNet, "joint"),
+    "joint-embed": (JointEmbedNet, "mse"),
+    "joint-embed-contrastive": (JointEmbedNet, "two-step"),
+    "joint-embed-jl": (JointEmbedNet, "joint"),
+}
+MODEL_CLASSES: dict[str, type[_Informed]] = {name: cls for name, (cls, _) in INFORMED.items()}
+
+
+def needs_reference(model: str) -> bool:
+    """True for the models of this module (they cannot run without a reference)."""
+    return model in INFORMED
+
+
+def auto_chunk_frames(lengths: np.ndarray, *, paper: int = C.CHUNK_FRAMES, min_frames: int = MIN_FRAMES) -> int:
+    """Training chunk length for recordings of these lengths (frames).
+
+    The paper's 1000 frames where the recordings allow (the shortest tenth at least that long);
+    otherwise the 10 % quantile of the lengths (so nine in ten chunks are all signal, not
+    padding), never below the model's receptive field.
+    """
+    lengths = np.asarray(lengths)
+    if len(lengths) == 0:
+        return paper
+    q = int(np.quantile(lengths, SHORT_CHUNK_QUANTILE))
+    return paper if q >= paper else max(min_frames, q)
