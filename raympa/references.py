@@ -378,3 +378,56 @@ def attach(data: "ContourSet", refs: ReferenceSet) -> "ContourSet":
     kept = data.take(np.flatnonzero(keep))
     reference = np.concatenate([refs.aligned[str(r)] for r in kept.recording_id]) if len(kept) else np.zeros(0, np.float32)
     return kept.with_reference(reference.astype(np.float32))
+
+
+def load_referenced_data(ratings: str | Path, contours: str | Path, *, reference: str, criterion: str,
+                         peers: int = PEERS, split_seed: int = 0,
+                         cache_dir: str | Path | None = None) -> tuple["ContourSet", ReferenceSet | None]:
+    """``raympa train``'s input with references: ratings table + contours folder -> ContourSet carrying them.
+
+    Args:
+        ratings, contours: as :func:`raympa.train.load_training_data`.
+        reference: ``none`` (no reference; the set as ``load_training_data`` gives it), ``table`` or ``peers``.
+        criterion: the rating that ranks peers.
+        peers: training peers merged per recording (``peers``).
+        split_seed: as ``raympa.ratings.read_ratings``.
+        cache_dir: the contour cache for audio and pitch-track references.
+
+    Returns:
+        The set (recordings without a reference left out, with a warning) and the ReferenceSet
+        (None for ``none``).
+    """
+    from raympa.contours import load_contours
+    from raympa.dataset import ContourSet
+    from raympa.ratings import read_ratings
+
+    table = read_ratings(ratings, split_seed=split_seed)
+    data = ContourSet.from_tables(table, load_contours(contours))
+    refs = build_references(reference, table, data, criterion=criterion, peers=peers, cache_dir=cache_dir)
+    return (data, None) if refs is None else (attach(data, refs), refs)
+
+
+def reference_for(perf: np.ndarray, source: "str | Path | np.ndarray", *, config: "ExtractConfig | None" = None,
+                  cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One performance's aligned reference and features, for ``raympa predict --reference FILE``.
+
+    Args:
+        perf: (n,) performance contour (MIDI, 0 = unvoiced).
+        source: a reference file (MIDI, audio, pitch track) or a contour on the same hop grid.
+        config: the extraction parameters of the performance (the hop grid).
+
+    Raises:
+        ValueError: the reference cannot be read (the message says why).
+    """
+    from raympa.align import align, aligned_reference, alignment_features
+    from raympa.config import ExtractConfig
+
+    if isinstance(source, np.ndarray):
+        ref = np.asarray(source, np.float32)
+    else:
+        loaded, notes = load_reference_files([str(source)], config=config or ExtractConfig(), cache_dir=cache_dir)
+        if str(source) not in loaded:
+            raise ValueError(notes.get(str(source), f"unreadable reference {source}"))
+        ref = loaded[str(source)]
+    a = align(perf, ref)
+    return aligned_reference(perf, ref, a), alignment_features(perf, ref, a)

@@ -199,3 +199,16 @@ def test_attach_carries_references_through_take_and_drops_error_rows():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "12 of 13" in refs.summary()
+
+
+def test_reference_for_one_performance(tmp_path):
+    score = _write_midi(tmp_path / "s.mid", [[(SCALE[i % 8], i * 0.5, 0.5) for i in range(12)]])
+    ref, _ = R.render_midi(score)
+    perf = np.r_[np.zeros(100), np.where(ref > 0, ref - 12, 0)].astype(np.float32)  # an octave down, late start
+    aligned, feats = R.reference_for(perf, score)
+    assert aligned.shape == perf.shape
+    assert dict(zip(R.FEATURES, feats))["within_50c"] > 0.95
+    same, feats2 = R.reference_for(perf, ref)
+    np.testing.assert_array_equal(same, aligned)
+    with pytest.raises(ValueError, match="not found"):
+        R.reference_for(perf, tmp_path / "missing.mid")
