@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -156,3 +157,33 @@ def versions(packages: tuple[str, ...] = PACKAGES, *, missing: str | None = None
             if missing is not None:
                 out[pkg] = missing
     return out
+
+
+def error_message(error: BaseException | None) -> str:
+    """One-line message of a trial's error (the original exception, not Ray's wrapper)."""
+    if error is None:
+        return ""
+    cause = error
+    for _ in range(5):  # RayTaskError / TuneError wrap the trainable's exception
+        inner = getattr(cause, "cause", None) or cause.__cause__
+        if inner is None or inner is cause:
+            break
+        cause = inner
+    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    name = type(cause).__name__
+    if name.startswith(("RayTaskError", "TuneError")):  # no cause attached: Ray's text ends "Type: message"
+        typed = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b[^:]*: ", ln)]
+        if typed:
+            return typed[-1][:500]
+    return f"{name}: {lines[0] if lines else ''}"[:500]
+
+
+def upload_summary(study_dir: Path, storage: str) -> None:
+    """Copy study.json, trials.csv, latents/ and optuna.journal next to Tune's folder (s3://...)."""
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+    for item in SUMMARY_ITEMS:
+        src = study_dir / item
+        if src.exists():
+            pyarrow.fs.copy_files(str(src), f"{root.rstrip('/')}/{item}", destination_filesystem=fs)

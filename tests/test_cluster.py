@@ -112,7 +112,8 @@ def test_node_lost_mid_study_trials_resume_elsewhere(no_shared_ray, tiny_data, t
         study_standin.register()
         log = tmp_path / "log.jsonl"
         fit = functools.partial(study_standin.standin_fit, log=str(log), sleep=0.5)
-        settings = study.StudySettings(name="lost", cpus_per_trial=1, max_failures=3, reuse_actors=False)
+        settings = study.StudySettings(name="lost", cpus_per_trial=1, max_failures=3, reuse_actors=False,
+                                       checkpoint_s=0)
         space = {"seed": {"grid_search": list(range(4))}, "epochs": 12}
 
         def kill_when_busy() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -105,6 +106,8 @@ def test_grid_study_writes_the_study_folder(ray_local, tiny_data, tmp_path):
     assert meta["status_counts"] == {"TERMINATED": 2, "ERROR": 2}
     assert meta["search_space"]["searched"]["lr"] == {"grid": [0.005, 0.9]}
     assert (out / "tune").is_dir()
+    assert not any(Path(p).is_absolute() for p in trials["trial_path"])  # paths relative to the folder
+    assert all((out / p).is_dir() for p in trials["trial_path"])
 
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -124,7 +127,7 @@ def test_optuna_sweep_with_repeats_then_resume(ray_local, tiny_data, tmp_path):
     study_standin.register()
     log = tmp_path / "log.jsonl"
     space = study.margin_sweep_space(models=("contrastive-jl",), terms=("weighted",), epochs=4)
-    settings = study.StudySettings(name="sweep", num_samples=2, repeats=2, max_failures=0)
+    settings = study.StudySettings(name="sweep", num_samples=2, repeats=2, max_failures=0, checkpoint_s=0)
     # first attempt: every trial "diverges" at epoch 2 (after two checkpoints), like an interruption
     failing = functools.partial(study_standin.standin_fit, log=str(log), fail_lr=0.0, fail_at=2)
     out = study.run_study(settings, tiny_data, study_dir=tmp_path / "sweep", search=space, fit=failing)
@@ -147,6 +150,19 @@ def test_optuna_sweep_with_repeats_then_resume(ray_local, tiny_data, tmp_path):
     assert len(meta["resumed"]) == 1
     for row in second.itertuples():
         assert math.isfinite(row.val_r2_full)
+
+    # the searcher wrote its Optuna study to the folder's journal; the resumed run continued it
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["sweep"]
+    s = optuna.load_study(study_name="sweep", storage=storage)
+    complete = [t for t in s.trials if t.state.name == "COMPLETE"]
+    assert complete, [t.state.name for t in s.trials]
+    for t in complete:  # conditional space: no rnc_temperature for the weighted term
+        assert "margin" in t.params and "rnc_temperature" not in t.params
+        assert t.value == pytest.approx(second[second["margin"] == t.params["margin"]]["val_r2_full"].mean())
 
 
 # ----------------------------------------------------------------------------- the study scripts

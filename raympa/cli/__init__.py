@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 # the subcommand modules, in the order of ``raympa --help`` (each has ``register(sub)``)
-COMMAND_MODULES = ("data", "contours", "train", "predict", "report")
+COMMAND_MODULES = ("data", "contours", "train", "predict", "report", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:
