@@ -26,7 +26,8 @@ import numpy as np
 from raympa import constants as C
 from raympa.sampling import fixed_windows, random_starts
 
-__all__ = ["ContourSet", "extraction_metadata", "fixed_windows", "gather_chunks", "normalize", "pitch_shift",
+__all__ = ["ContourSet", "DeviceSplit", "extraction_metadata", "fixed_windows", "gather_chunks", "gather_inputs",
+           "normalize", "pitch_shift",
            "random_starts", "synthetic_set"]
 
 if TYPE_CHECKING:  # torch is imported lazily: this module is imported by the CLI
@@ -260,21 +261,15 @@ class DeviceSplit:
         self.recording_id = data.recording_id[index]
         self.y_np = data.ratings[criterion][index].astype(np.float32)  # (n,)
         self.y = torch.from_numpy(self.y_np).to(device)  # (n,)
-        self.ref = None  # (total_frames,) aligned references, when the set carries them
+        self.reference: "torch.Tensor | None" = None  # (total_frames,) aligned references, midi's offsets
         if data.reference is not None:
             with warnings.catch_warnings():  # read-only arrays from Ray's object store; never written
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                self.ref = torch.from_numpy(data.reference).to(device)
+                self.reference = torch.from_numpy(data.reference).to(device)
 
     def chunks(self, which: "torch.Tensor", starts: "torch.Tensor", frames: int) -> "torch.Tensor":
         """MIDI chunks (n, frames), or (n, 2, frames) with the aligned reference as channel 1."""
-        import torch
-
-        x = gather_chunks(self.midi, self.begin, self.end, which, starts, frames)  # (n, frames)
-        if self.ref is None:
-            return x
-        r = gather_chunks(self.ref, self.begin, self.end, which, starts, frames)  # (n, frames)
-        return torch.stack([x, r], dim=1)  # (n, 2, frames)
+        return gather_inputs(self.midi, self.reference, self.begin, self.end, which, starts, frames)
 
 
 def extraction_metadata(contours_df: "pd.DataFrame") -> dict[str, Any]:
@@ -345,6 +340,26 @@ def gather_chunks(
         return torch.zeros(idx.shape, dtype=midi.dtype, device=midi.device)
     vals = midi[idx.clamp(max=midi.numel() - 1)]
     return torch.where(valid, vals, torch.zeros((), dtype=midi.dtype, device=midi.device))
+
+
+def gather_inputs(
+    midi: "torch.Tensor",
+    reference: "torch.Tensor | None",
+    begin: "torch.Tensor",
+    end: "torch.Tensor",
+    which: "torch.Tensor",
+    starts: "torch.Tensor",
+    chunk_frames: int,
+) -> "torch.Tensor":
+    """Model input chunks: :func:`gather_chunks` of ``midi``, (batch, chunk_frames); with a
+    ``reference`` (flat like ``midi``, same offsets) its chunks as a second channel,
+    (batch, 2, chunk_frames)."""
+    import torch
+
+    x = gather_chunks(midi, begin, end, which, starts, chunk_frames)
+    if reference is None:
+        return x
+    return torch.stack([x, gather_chunks(reference, begin, end, which, starts, chunk_frames)], dim=1)
 
 
 def pitch_shift(

@@ -5,10 +5,12 @@
   Lerch 2021, Eq. 4).
 * :func:`forward_full_length`: whole contours through the fully convolutional model, batched by
   length; the masked time means make a batch equal to running each contour alone.
-* :func:`forward_chunks`: every window of ``chunk_frames`` with hop ``chunk_hop`` of each contour
-  (the chunk-level evaluation), each labelled with its recording's rating by the caller.
+* :func:`forward_windows`: windows of a fixed length (the chunk-level evaluation; which windows
+  each protocol scores is :func:`raympa.sampling.eval_windows`), each labelled with its
+  recording's rating by the caller;
+* :func:`evaluate_members`: the final metrics, latents and checkpoint of each trained member.
 
-Both passes work on a single model and on a model of K stacked members (:mod:`raympa.models`):
+The passes work on a single model and on a model of K stacked members (:mod:`raympa.models`):
 outputs then carry a member axis, ``(n, K)`` and ``(n, K, 16)``.
 """
 
@@ -20,6 +22,11 @@ import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+    from raympa.config import TrainConfig
+    from raympa.dataset import ContourSet
+    from raympa.runfolder import TrainResult
+    from raympa.train import Trainer
 
 EVAL_FRAME_BUDGET = 1 << 21  # ours: frames per evaluation batch (about 8 MB of input)
 
@@ -54,6 +61,7 @@ def forward_full_length(
     *,
     pitch_norm: str,
     min_frames: int,
+    reference: "torch.Tensor | None" = None,
 ) -> tuple["torch.Tensor", "torch.Tensor"]:
     """Whole contours through the fully convolutional model, in eval mode, batched by length.
 
@@ -69,13 +77,15 @@ def forward_full_length(
         lengths: (n,) int64 contour lengths on the CPU.
         pitch_norm: ``TrainConfig.pitch_norm``.
         min_frames: pad shorter contours to this many frames (the training chunk length).
+        reference: (total_frames,) aligned reference MIDI with ``midi``'s offsets (a second input
+            channel), or None.
 
     Returns:
         Predictions (n,) or (n, K) (not clipped) and latents (n, 16) or (n, K, 16), on the device.
     """
     import torch
 
-    from raympa.dataset import gather_chunks, normalize
+    from raympa.dataset import gather_inputs, normalize
 
     n, device = len(lengths), midi.device
     end = begin + lengths.to(device)  # (n,)
@@ -94,7 +104,7 @@ def forward_full_length(
                 idx = order[b : b + size]
                 longest = int(eff[idx].max())
             which = idx.to(device)
-            x = gather_chunks(midi, begin, end, which, torch.zeros_like(which), longest)  # (batch, longest)
+            x = gather_inputs(midi, reference, begin, end, which, torch.zeros_like(which), longest)  # (batch, [2,] longest)
             p, z = model.forward_latent(normalize(x, pitch_norm), eff[idx].to(device))
             preds.append(p)
             latents.append(z)
@@ -111,42 +121,110 @@ def forward_full_length(
     return pred, z
 
 
-def forward_chunks(
+def forward_windows(
     model: "torch.nn.Module",
     midi: "torch.Tensor",
     begin: "torch.Tensor",
     end: "torch.Tensor",
-    lengths: np.ndarray,
+    which: np.ndarray,
+    starts: np.ndarray,
+    n_frames: int,
     *,
-    chunk_frames: int,
-    chunk_hop: int,
     pitch_norm: str,
+    reference: "torch.Tensor | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions of all windows (``chunk_frames``, hop ``chunk_hop``) of some contours.
+    """Predictions and latents of windows of ``n_frames`` (the chunk-level evaluation), in eval mode.
 
     Args:
         model: a model of :mod:`raympa.models` (single or stacked members), on ``midi``'s device.
         midi: (total_frames,) flat MIDI contours.
         begin, end: (n,) int64 first frame and end (exclusive) of each contour, on the device.
-        lengths: (n,) int64 contour lengths (numpy).
+        which, starts: (windows,) int64 contour index and first frame of each window (numpy;
+            ``raympa.sampling.eval_windows`` gives them per protocol).
+        reference: as :func:`forward_full_length`.
 
     Returns:
-        Predictions (windows,) or (windows, K) float32 (numpy, not clipped) and the contour index
-        (windows,) int64 of each window.
+        Predictions (windows,) or (windows, K) float32 (not clipped) and latents (windows, [K,] 16),
+        numpy.
     """
     import torch
 
-    from raympa.dataset import fixed_windows, gather_chunks, normalize
+    from raympa.dataset import gather_inputs, normalize
 
     device = midi.device
-    which, starts = fixed_windows(lengths, chunk_frames, chunk_hop)
     which_t, starts_t = torch.from_numpy(which).to(device), torch.from_numpy(starts).to(device)
-    size = max(1, EVAL_FRAME_BUDGET // chunk_frames)
-    preds = []
+    size = max(1, EVAL_FRAME_BUDGET // n_frames)
+    preds, latents = [], []
     model.eval()
     with torch.no_grad():
         for b in range(0, len(which), size):
-            x = gather_chunks(midi, begin, end, which_t[b : b + size], starts_t[b : b + size], chunk_frames)
-            preds.append(model(normalize(x, pitch_norm)).cpu())  # (batch,) or (batch, K)
-    pred = torch.cat(preds).numpy() if preds else np.zeros(0, np.float32)
-    return pred, which
+            x = gather_inputs(midi, reference, begin, end, which_t[b : b + size], starts_t[b : b + size], n_frames)
+            p, z = model.forward_latent(normalize(x, pitch_norm))  # (batch, [K]), (batch, [K,] 16)
+            preds.append(p.cpu())
+            latents.append(z.cpu())
+    if not preds:
+        return np.zeros(0, np.float32), np.zeros((0, model.latent_dim), np.float32)
+    return torch.cat(preds).numpy(), torch.cat(latents).numpy()
+
+
+def _steps_per_epoch(cfg: "TrainConfig", lengths: np.ndarray) -> int:
+    from raympa.sampling import epoch_repeats, steps_per_pass
+
+    steps = steps_per_pass(lengths, chunking=cfg.chunking, chunk_frames=cfg.chunk_frames, chunk_hop=cfg.chunk_hop,
+                           chunks_per_recording=cfg.chunks_per_recording, batch_size=cfg.batch_size)
+    return steps * epoch_repeats(steps, cfg.min_steps_per_epoch)
+
+
+def evaluate_members(trainer: "Trainer", data: "ContourSet", *, seconds: float) -> list["TrainResult | FloatingPointError"]:
+    """Final evaluation of a :class:`raympa.train.Trainer`'s members (one shared pass per split and protocol),
+    each member's TrainResult (or the FloatingPointError that stopped it).
+
+    Chunk-level R² per protocol of ``raympa.sampling.WINDOW_SETS`` (``<split>_r2_<protocol>``;
+    ``<split>_r2_chunk`` is ``chunk1000`` under its earlier name); the test set's ``chunk1000``
+    windows' latents go to ``latents["z_chunk"]``.
+    """
+    from raympa.losses import rating_bins
+    from raympa.members import member_state
+    from raympa.runfolder import TrainResult, describe_data, make_checkpoint
+    from raympa.sampling import WINDOW_SETS
+
+    full = {s: trainer.full_length(s) for s in ("val", "test")}
+    chunks = {(s, p): trainer.chunk_level(s, p) for s in ("val", "test") for p in WINDOW_SETS}
+    val, test = trainer.splits["val"], trainer.splits["test"]
+    steps = _steps_per_epoch(trainer.cfgs[0], trainer.splits["train"].lengths_np)
+    out: list["TrainResult | FloatingPointError"] = []
+    for k, m in enumerate(trainer.members):
+        if m.error is not None:
+            out.append(FloatingPointError(m.error))
+            continue
+        cfg, pred = m.cfg, np.clip(full["test"][0][:, k].cpu().numpy(), 0, 1)
+        chunk_r2 = {f"{s}_r2_{p}": r2(c[2], c[0][:, k]) for (s, p), c in chunks.items()}
+        test_chunk = chunks[("test", "chunk1000")]
+        metrics = {
+            "model": cfg.model, "criterion": cfg.criterion, "seed": cfg.seed,
+            "band": trainer.band if trainer.band is not None else "all",
+            "val_r2_full": r2(val.y_np, full["val"][0][:, k].cpu().numpy()),
+            "val_r2_chunk": chunk_r2["val_r2_chunk1000"],
+            "test_r2_full": r2(test.y_np, pred),
+            "test_r2_chunk": chunk_r2["test_r2_chunk1000"],
+            **chunk_r2,
+            "test_mse_full": float(np.mean((pred - test.y_np) ** 2)) if test.n else float("nan"),
+            "epochs_run": m.epoch, "best_epoch": m.best_epoch, "best_epoch_at_end": any(m.stage_at_end.values()),
+            "best_val_loss": m.best_val, "steps_per_epoch": steps,
+            "n_train": trainer.splits["train"].n, "n_val": val.n, "n_test": test.n,
+            "n_test_chunks": int(len(test_chunk[2])), "device": str(trainer.device), "seconds": seconds,
+        }
+        for stage in trainer.stages[:-1]:
+            metrics[f"{stage.name}_best_epoch"] = m.stage_best_epochs.get(stage.name, 0)
+        latents = {
+            "z": full["test"][1][:, k].cpu().numpy().astype(np.float32), "y": test.y_np.astype(np.float32),
+            "bins": np.asarray(rating_bins(test.y_np, cfg.n_bins), dtype=np.int64),
+            "recording_id": test.recording_id.astype(str), "pred": pred.astype(np.float32),
+            "z_chunk": test_chunk[1][:, k].astype(np.float32), "y_chunk": test_chunk[2].astype(np.float32),
+            "recording_index_chunk": test_chunk[3].astype(np.int64),
+        }
+        ckpt = make_checkpoint(cfg, member_state(trainer.model, k), min_frames=trainer.model.min_frames,
+                               data=data, metrics=metrics)
+        out.append(TrainResult(metrics=metrics, latents=latents, history=m.history, checkpoint=ckpt, config=cfg,
+                               data_description=describe_data(data, band=trainer.band, criterion=cfg.criterion)))
+    return out

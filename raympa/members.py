@@ -186,6 +186,7 @@ class MemberProgress:
     best_stage_epoch: int = 0
     best_epoch: int = 0
     stage_best_epochs: dict[str, int] = field(default_factory=dict)
+    stage_at_end: dict[str, bool] = field(default_factory=dict)  # stage -> best epoch in its last epochs
     history: list[dict[str, Any]] = field(default_factory=list)
     active: bool = True  # trains in the current stage (False: stopped early, or failed)
     error: str | None = None  # why it failed (non-finite loss)
@@ -194,7 +195,8 @@ class MemberProgress:
 
     def state(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self._SAVED}
-        out.update(stage_best_epochs=dict(self.stage_best_epochs), generator=self.generator.get_state(),
+        out.update(stage_best_epochs=dict(self.stage_best_epochs), stage_at_end=dict(self.stage_at_end),
+                   generator=self.generator.get_state(),
                    history=[dict(h) for h in self.history])
         return out
 
@@ -202,6 +204,7 @@ class MemberProgress:
         for k in self._SAVED:
             setattr(self, k, state[k])
         self.stage_best_epochs = dict(state["stage_best_epochs"])
+        self.stage_at_end = dict(state["stage_at_end"])
         self.generator.set_state(state["generator"])
         self.history = [dict(h) for h in state["history"]]
 

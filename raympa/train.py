@@ -41,11 +41,10 @@ import numpy as np
 
 from raympa.config import TrainConfig
 from raympa.dataset import ContourSet, DeviceSplit
-from raympa.evaluate import r2, resolve_device  # noqa: F401 (resolve_device is public here too)
+from raympa.evaluate import evaluate_members, r2, resolve_device  # noqa: F401 (resolve_device is public here too)
 from raympa.stages import STAGES, Stage  # noqa: F401 (STAGES is public)
 from raympa.members import MemberProgress, member_loss, to_cpu
-from raympa.runfolder import (  # noqa: F401 (TrainResult, save_checkpoint and write_run are public here too)
-    TrainResult, describe_data, make_checkpoint, save_checkpoint, write_run)
+from raympa.runfolder import TrainResult, save_checkpoint, write_run  # noqa: F401 (public here too)
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +54,7 @@ MembersCallback = Callable[[list["dict[str, Any] | None"], Callable[[], dict[str
 
 
 STATE_FORMAT = "raympa.train-state/2"
+AT_END_FRACTION = 0.05  # ours: a best epoch in the last 5% of a stage's epochs is flagged (still improving)
 
 
 def _draw(trainer: "Trainer", plans: list[Any], step: int) -> tuple[Any, ...]:
@@ -167,7 +167,7 @@ class Trainer:
         """One epoch of every active member; their mean training losses (NaN for the others)."""
         import torch
 
-        from raympa.dataset import gather_chunks, normalize
+        from raympa.dataset import normalize
         from raympa.sampling import epoch_batches
 
         if self.optimizer is None:
@@ -184,10 +184,10 @@ class Trainer:
         shifting = any(c.pitch_shift > 0 for c in self.cfgs)
         for step in range(min((len(p) for p in plans if p is not None), default=0)):
             which, starts, shift, i, j, frames = _draw(self, plans, step)  # which, starts: (batch, K)
-            x = gather_chunks(tr.midi, tr.begin, tr.end, which.reshape(-1), starts.reshape(-1), frames)
-            x = x.view(-1, k, frames)  # (batch, K, frames)
-            if shifting:
-                x = torch.where(x > 0, x + shift, x)
+            x = tr.chunks(which.reshape(-1), starts.reshape(-1), frames)  # (batch * K, [2,] frames)
+            x = x.view(-1, k, *x.shape[1:])  # (batch, K, [2,] frames)
+            if shifting:  # every channel by the member's shift (a reference keeps its interval)
+                x = torch.where(x > 0, x + shift.view(*shift.shape[:2], *([1] * (x.dim() - 2))), x)
             pred, z = stage.forward(self.model, normalize(x, cfg.pitch_norm))
             losses = member_loss(stage.loss, self.params, pred=pred, z=z, y=tr.y[which], i=i, j=j)  # (K,)
             values = losses.detach().cpu().tolist()
@@ -222,18 +222,23 @@ class Trainer:
         from raympa.evaluate import forward_full_length
 
         sp = self.splits[split]
-        pred, z = forward_full_length(self.model, sp.midi, sp.begin, sp.lengths,
-                                      pitch_norm=self.cfgs[0].pitch_norm, min_frames=self.cfgs[0].chunk_frames)
+        pred, z = forward_full_length(self.model, sp.midi, sp.begin, sp.lengths, pitch_norm=self.cfgs[0].pitch_norm,
+                                      min_frames=self.cfgs[0].chunk_frames, reference=sp.reference)
         return (pred[:, None], z[:, None]) if pred.dim() == 1 else (pred, z)
 
-    def chunk_level(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions (windows, K) and ratings (windows,) of all windows of a split."""
-        from raympa.evaluate import forward_chunks
+    def chunk_level(self, split: str, protocol: str) -> tuple[np.ndarray, ...]:
+        """Predictions (windows, K), latents (windows, K, 16), ratings and contour index (windows,)
+        of the windows a chunk-level protocol scores (``raympa.sampling.WINDOW_SETS``)."""
+        from raympa.evaluate import forward_windows
+        from raympa.sampling import eval_windows
 
-        sp, cfg = self.splits[split], self.cfgs[0]
-        pred, which = forward_chunks(self.model, sp.midi, sp.begin, sp.end, sp.lengths_np,
-                                     chunk_frames=cfg.chunk_frames, chunk_hop=cfg.chunk_hop, pitch_norm=cfg.pitch_norm)
-        return pred.reshape(len(which), self.k), sp.y_np[which]
+        sp, parts = self.splits[split], []
+        for which, starts, frames in eval_windows(sp.lengths_np, protocol):
+            pred, z = forward_windows(self.model, sp.midi, sp.begin, sp.end, which, starts, frames,
+                                      pitch_norm=self.cfgs[0].pitch_norm, reference=sp.reference)
+            parts.append((pred.reshape(len(which), self.k), z.reshape(len(which), self.k, -1), which))
+        pred, z, which = (np.concatenate([p[n] for p in parts]) for n in range(3))
+        return pred, z, sp.y_np[which], which
 
     def val_loss(self, pred: "torch.Tensor", z: "torch.Tensor") -> "torch.Tensor":
         """The stage's loss on the full-length validation recordings, all pairs, (K,)."""
@@ -252,6 +257,8 @@ class Trainer:
 
     def run_epoch(self) -> list[dict[str, Any] | None]:
         """Train one epoch, validate, early-stop; each member's epoch metrics (None: did not train)."""
+        import torch
+
         from raympa.members import copy_slots
 
         t0 = time.perf_counter()
@@ -274,7 +281,7 @@ class Trainer:
                 continue
             if val_loss[k] < m.best_val:
                 m.best_val, m.best_stage_epoch, m.best_epoch = val_loss[k], m.stage_epoch, m.epoch
-                copy_slots(self.best, self.live, self._index(k), self.k)
+                copy_slots(self.best, self.live, torch.tensor([k], device=self.device), self.k)
             out.append({
                 "epoch": m.epoch, "stage": stage.name, "stage_epoch": m.stage_epoch,
                 "train_loss": train_loss[k], "val_loss": val_loss[k],
@@ -287,15 +294,11 @@ class Trainer:
                     or m.stage_epoch - m.best_stage_epoch >= m.cfg.patience):
                 m.active = False
                 m.stage_best_epochs[stage.name] = m.best_epoch
+                m.stage_at_end[stage.name] = m.best_stage_epoch > (1 - AT_END_FRACTION) * m.stage_epoch
                 self._restore([k])
         if not any(m.active for m in self.members):
             self._end_stage()
         return out
-
-    def _index(self, k: int) -> "torch.Tensor":
-        import torch
-
-        return torch.tensor([k], device=self.device)
 
     def _end_stage(self) -> None:
         """Every member has finished the stage: all start the next one (failed members stay out)."""
@@ -345,47 +348,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-
-
-def member_results(trainer: Trainer, data: ContourSet, *, seconds: float) -> list[TrainResult | FloatingPointError]:
-    """Final evaluation of every member (one shared pass per split) and its TrainResult."""
-    from raympa.losses import rating_bins
-    from raympa.members import member_state
-
-    val_pred, _ = trainer.full_length("val")
-    test_pred, test_z = trainer.full_length("test")
-    (val_chunk, val_chunk_y), (test_chunk, test_chunk_y) = trainer.chunk_level("val"), trainer.chunk_level("test")
-    val, test = trainer.splits["val"], trainer.splits["test"]
-    out: list[TrainResult | FloatingPointError] = []
-    for k, m in enumerate(trainer.members):
-        if m.error is not None:
-            out.append(FloatingPointError(m.error))
-            continue
-        cfg, pred = m.cfg, np.clip(test_pred[:, k].cpu().numpy(), 0, 1)
-        metrics = {
-            "model": cfg.model, "criterion": cfg.criterion, "seed": cfg.seed,
-            "band": trainer.band if trainer.band is not None else "all",
-            "val_r2_full": r2(val.y_np, val_pred[:, k].cpu().numpy()),
-            "val_r2_chunk": r2(val_chunk_y, val_chunk[:, k]),
-            "test_r2_full": r2(test.y_np, pred),
-            "test_r2_chunk": r2(test_chunk_y, test_chunk[:, k]),
-            "test_mse_full": float(np.mean((pred - test.y_np) ** 2)) if test.n else float("nan"),
-            "epochs_run": m.epoch, "best_epoch": m.best_epoch, "best_val_loss": m.best_val,
-            "n_train": trainer.splits["train"].n, "n_val": val.n, "n_test": test.n,
-            "n_test_chunks": int(len(test_chunk_y)), "device": str(trainer.device), "seconds": seconds,
-        }
-        for stage in trainer.stages[:-1]:
-            metrics[f"{stage.name}_best_epoch"] = m.stage_best_epochs.get(stage.name, 0)
-        latents = {
-            "z": test_z[:, k].cpu().numpy().astype(np.float32), "y": test.y_np.astype(np.float32),
-            "bins": np.asarray(rating_bins(test.y_np, cfg.n_bins), dtype=np.int64),
-            "recording_id": test.recording_id.astype(str), "pred": pred.astype(np.float32),
-        }
-        ckpt = make_checkpoint(cfg, member_state(trainer.model, k), min_frames=trainer.model.min_frames,
-                               data=data, metrics=metrics)
-        out.append(TrainResult(metrics=metrics, latents=latents, history=m.history, checkpoint=ckpt, config=cfg,
-                               data_description=describe_data(data, band=trainer.band, criterion=cfg.criterion)))
-    return out
 
 
 def fit(
@@ -478,7 +440,7 @@ def fit_members(
             metrics = trainer.run_epoch()
             if callback is not None:
                 callback([None if m is None else dict(m) for m in metrics], trainer.get_state)
-        results = member_results(trainer, data, seconds=time.perf_counter() - t0)
+        results = evaluate_members(trainer, data, seconds=time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)
     for r, d in zip(results, out_dirs or []):

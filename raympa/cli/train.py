@@ -24,9 +24,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     notes = {  # where each default comes from: docs/divergences.md
         "contrastive": "weighted = the paper's loss; rnc = Rank-N-Contrast",
         "jl_lambda": "weight of the contrastive term in contrastive-jl",
+        "margin": "s (original code 0.5; the paper gives none)",
+        "min_steps_per_epoch": "repeat an epoch's pass until it has this many SGD steps (ours; 0 = paper)",
         "pairing": "halves = original code; all = every pair in the batch",
-        "chunking": "random = paper; fixed = original code's windows",
-        "chunk_hop": "frames between fixed windows and chunk-level test windows",
+        "chunking": "random = paper; fixed = windows of chunk_frames at chunk_hop; code = the original code's "
+                    "three window sets mixed",
+        "chunk_hop": "frames between the fixed training windows",
         "pitch_norm": "midi127 = paper; midi36_72 = original code",
         "pitch_shift": "max random shift in semitones (original code: 2; paper: 0 = off)",
         "chunks_per_recording": "random chunks per training recording per epoch (paper: 1)",
