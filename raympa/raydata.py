@@ -94,10 +94,20 @@ def rows_to_arrow(rows: list[dict[str, Any]], meta_types: MetaTypes) -> "pa.Tabl
 
 # ============================================================================ in the Ray tasks
 class _Attempts:
-    """Counts, per row, the attempts whose worker died while the row ran (a Ray actor)."""
+    """Counts attempts of tasks and rows whose worker died (a Ray actor, one per run).
+
+    A task's first attempt runs its rows without per-row marks (no round trip per row). Only a
+    task that was started before, so its worker died, marks each row before running it and
+    clears the mark after: a row whose mark is still set counts one more death.
+    """
 
     def __init__(self) -> None:
+        self.tasks: dict[tuple[int, ...], int] = {}
         self.running: dict[int, int] = {}
+
+    def begin(self, indices: tuple[int, ...]) -> int:
+        self.tasks[indices] = self.tasks.get(indices, 0) + 1
+        return self.tasks[indices]
 
     def start(self, index: int) -> int:
         self.running[index] = self.running.get(index, 0) + 1
@@ -130,11 +140,13 @@ def _one_line(e: BaseException) -> str:
     return msg[:ERROR_MAX_CHARS]
 
 
-def _process_row(row: dict[str, Any], row_fn: RowFn, attempts: Any) -> dict[str, Any]:
+def _process_row(row: dict[str, Any], row_fn: RowFn, attempts: Any | None) -> dict[str, Any]:
+    """One row -> its output row; ``attempts`` (the actor) only on a task's retries."""
     import ray
 
     base = {"_index": row["_index"], "recording_id": row["recording_id"], "source_path": row["path"]}
-    if ray.get(attempts.start.remote(row["_index"])) > MAX_RETRIES + 1:
+    # the first attempt's death is not marked on any row: MAX_RETRIES marked deaths make MAX_RETRIES + 1
+    if attempts is not None and ray.get(attempts.start.remote(row["_index"])) > MAX_RETRIES:
         return {**base, "error": LOST_TEXT}
     t0 = time.process_time()
     try:
@@ -144,14 +156,19 @@ def _process_row(row: dict[str, Any], row_fn: RowFn, attempts: Any) -> dict[str,
                "worker_peak_mb": _peak_rss_mb()}
     except Exception as e:  # every failure of one input becomes its error row
         res = {**base, "error": _one_line(e)}
-    attempts.done.remote(row["_index"])
+    if attempts is not None:
+        attempts.done.remote(row["_index"])
     return res
 
 
 def _process_batch(batch: "pa.Table", *, row_fn: RowFn, meta_types: MetaTypes, attempts: Any) -> "pa.Table":
     """Ray Data map function: rows in, as many rows out (pyarrow in and out)."""
+    import ray
+
+    rows = batch.to_pylist()
+    retried = ray.get(attempts.begin.remote(tuple(r["_index"] for r in rows))) > 1
     node = _node_id()
-    out = [_process_row(row, row_fn, attempts) | {"node_id": node} for row in batch.to_pylist()]
+    out = [_process_row(row, row_fn, attempts if retried else None) | {"node_id": node} for row in rows]
     return rows_to_arrow(out, meta_types)
 
 
