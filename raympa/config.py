@@ -56,8 +56,8 @@ class TrainConfig:
     """
 
     # --- what to train ---
-    model: ModelName = "pcconvnet"
-    criterion: Criterion = "note_accuracy"
+    model: ModelName = "pcconvnet"  # paper: the baseline (sec. 3.1.1)
+    criterion: Criterion = "note_accuracy"  # ours (the paper trains each of its three criteria)
     seed: int = 0  # paper (sec. 4.2): seeds 0-4; code: torch.manual_seed(1)
     # --- contrastive term ---
     contrastive: ContrastiveTerm = "weighted"  # paper (Eq. 2-3): weighted contrastive; "rnc" = Rank-N-Contrast
@@ -70,7 +70,7 @@ class TrainConfig:
     chunk_frames: int = C.CHUNK_FRAMES  # paper (sec. 4.1.1): 1000-frame chunks ("random" and "fixed")
     # paper (sec. 4.1.1): random chunks; "fixed" = windows of chunk_frames at chunk_hop (ours: one
     # window set); "code" = the original code's three window sets mixed, 1000/500, 1500/500 and
-    # 2000/1000 frames/hop (raympa.dataset.WINDOW_SETS; chunk_frames and chunk_hop then unused)
+    # 2000/1000 frames/hop (raympa.sampling.CODE_WINDOWS; chunk_frames and chunk_hop then unused)
     chunking: Chunking = "random"
     chunk_hop: int = 500  # frames, code: the hop of its 1000-frame windows ("fixed" only)
     pitch_norm: PitchNorm = "midi127"  # paper (sec. 3.1.4): MIDI/127; "midi36_72" = code's (MIDI-36)/72
@@ -80,8 +80,10 @@ class TrainConfig:
     reference: Reference = "none"
     reference_peers: int = 3  # ours: training peers merged into one reference ("peers")
     chunks_per_recording: int = 1  # paper (sec. 4.1.1, implied): one random chunk per recording per epoch
-    # ours: an epoch repeats its sample (chunks per recording, or passes over the windows) until it
-    # has at least this many SGD steps; 0 = off (the paper's epoch). See raympa.dataset.epoch_repeats
+    # ours: an epoch repeats its pass (chunks per recording, or the windows) until it has at least
+    # this many SGD steps (raympa.sampling.epoch_batches); 0 = off, the paper's epoch. 64 is about
+    # one pass over the paper's middle-school training set at batch 32 (0.8 x 2610 / 32 = 65); the
+    # original code's epoch is 120 steps at any data size
     min_steps_per_epoch: int = 64
     # --- optimisation ---
     batch_size: int = 32  # ours (the paper states none; the code cuts each window set in 10 batches)
