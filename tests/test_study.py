@@ -209,6 +209,15 @@ def test_study_script_smoke_test(ray_local, smoke_dirs, tmp_path, monkeypatch, s
     assert meta["data"]["kind"] == "demo" and meta["data"]["n_recordings"] == 24
     assert meta["command"].startswith(f"python studies/{script}.py --smoke-test")
     assert (out / "optuna.journal").stat().st_size > 0
+    assert not any(Path(p).is_absolute() for p in trials["trial_path"])
+
+    # the best configuration's model scores a recording (raympa predict --study's function)
+    from raympa.export import predict_study
+
+    audio = sorted(data_dir.rglob("*.wav"))[:2]
+    scores = predict_study(out, audio)
+    assert list(scores.columns) == ["audio_path", "note_accuracy", "note_accuracy_sd", "note"]
+    assert len(scores) == 2 and scores["note_accuracy"].notna().all()
 
 
 def test_study_script_help_imports_nothing_heavy():
@@ -279,3 +288,86 @@ def test_resume_after_ctrl_c(ray_local, tmp_path):
     assert len(trials) == 6 and (trials["status"] == "TERMINATED").all()
     rerun = {e["seed"] for e in study_standin.read_log(log)[n_before:] if e["event"] == "start"}
     assert rerun and not (rerun & done_before)  # only the unfinished trials ran again
+
+
+# ----------------------------------------------------------------------------- from a study to scores
+def _fake_study(root, rows):
+    """A study folder with trials.csv and, per trial, a Tune folder whose last checkpoint has a model file."""
+    from raympa import studyfolder
+
+    root.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        for k in (0, 1):  # two checkpoints: the export takes the last
+            d = root / "tune" / f"trial_{r['trial_id']}" / f"checkpoint_00000{k}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "checkpoint.pt").write_text(f"{r['trial_id']}-{k}")
+    base = TrainConfig().to_dict()
+    table = pd.DataFrame([{**base, "status": "TERMINATED", "final": True, "band": "middleschool",
+                           "trial_path": f"tune/trial_{r['trial_id']}", **r} for r in rows])
+    studyfolder.write_trials(root, table)
+    studyfolder.write_study_json(root, {"metric": "val_r2_full", "mode": "max"})
+    return root
+
+
+def test_export_takes_the_best_mean_over_seeds_and_never_a_missing_metric(tmp_path):
+    from raympa.export import best_trials, export_best
+
+    nan = float("nan")
+    rows = [
+        {"trial_id": "a0", "margin": 0.5, "seed": 0, "val_r2_full": 0.5},
+        {"trial_id": "a1", "margin": 0.5, "seed": 1, "val_r2_full": 0.7},  # mean 0.6
+        {"trial_id": "b0", "margin": 2.0, "seed": 0, "val_r2_full": 0.9},
+        {"trial_id": "b1", "margin": 2.0, "seed": 1, "val_r2_full": 0.1},  # mean 0.5
+        {"trial_id": "c0", "margin": 1.0, "seed": 0, "val_r2_full": nan},  # no metric: never chosen
+        {"trial_id": "c1", "margin": 1.0, "seed": 1, "val_r2_full": 0.95, "status": "ERROR"},
+    ]
+    study_dir = _fake_study(tmp_path / "s", rows)
+    best = best_trials(study_dir)
+    assert list(best["trial_id"]) == ["a0", "a1"] and best["config_mean"].iloc[0] == pytest.approx(0.6)
+    written = export_best(study_dir, tmp_path / "out")
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
+        "note_accuracy/seed-0/checkpoint.pt", "note_accuracy/seed-1/checkpoint.pt"]
+    assert [p.read_text() for p in written] == ["a0-1", "a1-1"]  # each trial's last checkpoint
+    assert (tmp_path / "out" / "best.csv").is_file()
+
+
+def test_export_with_several_bands_asks_for_one(tmp_path, capsys):
+    from raympa.cli import main
+
+    rows = [{"trial_id": "m0", "seed": 0, "val_r2_full": 0.2},
+            {"trial_id": "s0", "seed": 0, "val_r2_full": 0.3, "band": "symphonicband"}]
+    study_dir = _fake_study(tmp_path / "s", rows)
+    assert main(["export", str(study_dir), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--band" in err and "middleschool, symphonicband" in err and len(err.strip().splitlines()) == 1
+    assert main(["export", str(study_dir), "--out", str(tmp_path / "out"), "--band", "symphonicband"]) == 0
+    assert (tmp_path / "out" / "note_accuracy" / "seed-0" / "checkpoint.pt").read_text() == "s0-1"
+
+
+def test_address_without_storage_path_is_refused(capsys):
+    from raympa.cli import main
+
+    assert main(["study", "margin-sweep", "--address", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "--storage-path" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_smoke_study_console_is_short(tmp_path):
+    """A smoke study run as a user runs it prints at most 250 lines and no repeated Tune warning."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAYMPA_CACHE=str(tmp_path / "cache"))
+    run = subprocess.run([sys.executable, str(root / "studies" / "margin_sweep.py"), "--smoke-test",
+                          "--storage-path", str(tmp_path), "--data-dir", str(tmp_path / "data")],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = (run.stdout + run.stderr).splitlines()
+    assert len(lines) <= 250, len(lines)
+    assert sum("snapshotting has been triggered" in ln for ln in lines) == 0
+    assert sum(ln.startswith("[raympa] trial ") for ln in lines) == 2  # one line per finished trial
+    assert (tmp_path / "margin_sweep_smoke" / "tune").is_dir()
+    assert list((tmp_path / "margin_sweep_smoke" / "tune").glob("trial_*/result.json"))  # Tune's files stay

@@ -86,8 +86,35 @@ _STUDIES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] 
 }
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a finished study's best configuration's checkpoints (one per seed)",
+                       description="Write the checkpoints of the configuration with the best mean validation metric "
+                                   "over seeds, per criterion, as OUT/<criterion>/seed-<k>/checkpoint.pt (what "
+                                   "raympa predict --checkpoint reads), and OUT/best.csv.")
+    p.set_defaults(handler=run_export)
+    p.add_argument("study_dir", help="study folder (trials.csv, study.json, tune/)")
+    p.add_argument("--out", required=True, help="folder for the checkpoints")
+    p.add_argument("--band", default=None, help="the band whose best configuration to export (default: the study's "
+                                                "only band; required when it has several)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``raympa export``: copy the best configuration's checkpoints; print where they went."""
+    from raympa.export import export_best
+
+    try:
+        written = export_best(args.study_dir, args.out, band=args.band)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"raympa export: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``raympa study`` and its subcommands."""
+    """Add ``raympa study`` (and its subcommands) and ``raympa export``."""
+    _add_export(sub)
     p = sub.add_parser("study", help="run one of the project's studies on Ray Tune")
     studies = p.add_subparsers(dest="study", required=True, metavar="STUDY")
     for cli_name, (_, add_flags, text) in _STUDIES.items():
