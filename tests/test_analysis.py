@@ -10,6 +10,7 @@ from scipy.stats import wilcoxon
 from sklearn.metrics import davies_bouldin_score
 
 from raympa import analysis as A
+from raympa.analysis.latent import latent_points_note
 
 FAST = A.AnalysisConfig(tsne_max_iter=250)
 
@@ -218,3 +219,77 @@ def test_importance_without_journal_blanks_inactive_parameters(sweep_dir, tmp_pa
     assert not both.isna().any().any()  # the same sub-spaces and parameters
     assert both["n_trials_journal"].tolist() == both["n_trials_csv"].tolist()
     assert both["importance_csv"].to_numpy() == pytest.approx(both["importance_journal"].to_numpy())
+
+
+def test_baseline_comparison_pairs_seeds_and_adjusts_over_configurations(sweep_dir):
+    from scipy.stats import false_discovery_control, t, wilcoxon
+
+    st = A.load_study(sweep_dir)
+    cmp_, _ = A.baseline_comparison(st)
+    full = cmp_[cmp_["protocol"] == "test_r2_full"]
+    assert len(full) == 16 and (full["n_pairs"] == 3).all() and (full["n_comparisons"] == 16).all()
+    chosen = full[full["selected"]]
+    assert len(chosen) == 1
+    fin = st.finished
+    # chosen on validation: the highest mean val_r2_full among the searched configurations
+    by_val = fin[fin["model"] != "pcconvnet"].groupby("config_id")["val_r2_full"].mean()
+    assert chosen["config_id"].iloc[0] == by_val.idxmax()
+    row = chosen.iloc[0]
+    c = fin[fin["config_id"] == row["config_id"]].set_index("seed")["test_r2_full"]
+    b = fin[fin["model"] == "pcconvnet"].set_index("seed")["test_r2_full"]
+    d = (c - b.loc[c.index]).to_numpy()
+    half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    assert row["mean_diff"] == pytest.approx(d.mean()) and row["mean_diff"] > 0
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert row["p_value"] == pytest.approx(wilcoxon(c.to_numpy(), b.loc[c.index].to_numpy()).pvalue)
+    assert full["p_bh"].to_numpy() == pytest.approx(false_discovery_control(full["p_value"].to_numpy(), method="bh"))
+
+
+def test_baseline_comparison_without_a_baseline_says_so(tmp_path):
+    d = make_fake_study(tmp_path, criteria=("note_accuracy",), bands=("middleschool",), seeds=(0, 1),
+                        sweep_margins=(), n_test=10, with_failures=False)
+    trials = pd.read_csv(d / "trials.csv")
+    trials[trials["model"] != "pcconvnet"].to_csv(d / "trials.csv", index=False)
+    cmp_, notes = A.baseline_comparison(A.load_study(d))
+    assert cmp_.empty and any("no baseline" in n for n in notes)
+
+
+def test_late_best_epochs_flagged_from_trials_csv(study, tmp_path):
+    late, notes = A.late_best_epochs(study)
+    flagged = late[late["best_epoch_at_end"]]
+    assert len(flagged) == 1 and flagged["model"].iloc[0] == "contrastive-jl"  # best epoch 120 of 120
+    assert flagged["best_epoch"].iloc[0] == 120 and flagged["epochs_run"].iloc[0] == 120
+    assert any(n.startswith(f"1 of {len(study.finished)} finished trials") for n in notes)
+    # a column written by training wins over the computed flag
+    d = make_fake_study(tmp_path, criteria=("note_accuracy",), bands=("middleschool",), seeds=(0,),
+                        sweep_margins=(), n_test=10, with_failures=False)
+    trials = pd.read_csv(d / "trials.csv")
+    trials["best_epoch_at_end"] = [True, False, False]
+    trials.to_csv(d / "trials.csv", index=False)
+    late, _ = A.late_best_epochs(A.load_study(d))
+    assert late["best_epoch_at_end"].tolist() == [True, False, False]
+
+
+def test_latent_views_use_chunk_latents_when_stored(sweep_dir):
+    st = A.load_study(sweep_dir)
+    tid = st.finished["trial_id"].iloc[0]
+    lat, _ = A.load_latents(st, tid)
+    assert lat.points == "chunk-1000 windows" and len(lat.z) == 20 * 6  # 6 chunks of each of 20 recordings
+    assert len(np.unique(lat.recording_id)) == 20
+    rec, _ = A.load_latents(st, tid, chunks=False)
+    assert rec.points == "full-length recordings" and len(rec.z) == 20
+    db, _, _ = A.latent_metrics(st, A.AnalysisConfig(n_bins=5))
+    assert (db["n_test"] == 120).all() and set(db["points"]) == {"chunk-1000 windows"}
+    note = latent_points_note(db)[0]
+    assert "chunk-1000 windows" in note and "median 120 points from 20 recordings" in note
+    assert "anecdotes" not in note  # at least 100 points per trial
+    db_rec, _, _ = A.latent_metrics(st, A.AnalysisConfig(chunk_latents=False))
+    assert "anecdotes" in latent_points_note(db_rec)[0]  # 20 recordings only
+
+
+def test_r2_protocols_prefer_new_chunk_names():
+    from raympa.analysis.selection import r2_protocols
+
+    assert r2_protocols(["test_r2_full", "test_r2_chunk"]) == ["test_r2_full", "test_r2_chunk"]
+    both = ["test_r2_chunk", "test_r2_chunkmix", "test_r2_full", "test_r2_chunk1000"]
+    assert r2_protocols(both) == ["test_r2_full", "test_r2_chunk1000", "test_r2_chunkmix"]

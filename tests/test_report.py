@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_study import make_fake_study
+from fake_study import make_fake_study, make_fake_sweep
 
 from raympa import cli
 from raympa.analysis import AnalysisConfig
@@ -112,3 +112,51 @@ def test_render_check_catches_a_broken_page(report, tmp_path):
     dom, console = render(broken / "report.html", tmp_path / "profile")
     assert any("Plotly is not defined" in line for line in console)
     assert dom.count("js-plotly-plot") == 0
+
+
+# ----------------------------------------------------------------------------- the sweep's report
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory) -> Path:
+    study = make_fake_sweep(tmp_path_factory.mktemp("sweep"))
+    return write_report(study, config=FAST)
+
+
+def test_report_opens_with_the_answer_before_the_figures(sweep_report):
+    page = sweep_report.read_text()
+    answer = page.index('class="answer"')
+    assert answer < page.index('class="plotly-graph-div"')
+    text = page[answer:page.index("</p>", answer)]
+    cmp_ = pd.read_csv(sweep_report.parent / "baseline_comparison.csv")
+    row = cmp_[(cmp_["protocol"] == "test_r2_full") & cmp_["selected"]].iloc[0]
+    assert f"paired difference {row['mean_diff']:+.3f}" in text
+    assert f"95% CI {row['ci_low']:+.3f} to {row['ci_high']:+.3f}" in text
+    assert f"Wilcoxon p = {row['p_value']:.3g}" in text and f"adjusted p = {row['p_bh']:.3g}" in text
+    assert "PCConvNet" in text and "same 3 seeds" in text
+
+
+def test_report_says_which_protocol_and_latent_points(sweep_report):
+    page = sweep_report.read_text()
+    assert "full-length (test_r2_full)" in page and "chunk-1000 (test_r2_chunk)" in page
+    assert "Latent-space views computed on" in page and "chunk-1000 windows" in page
+    assert "Did training stop short?" in page
+    assert (sweep_report.parent / "late_best_epoch.csv").is_file()
+
+
+def test_sweep_slices_have_short_titles_and_only_trials_that_use_the_parameter(sweep_report):
+    from raympa.analysis import analyse
+    from raympa.report.figures import SLICE_COLUMNS, fig_sweep
+
+    a = analyse(sweep_report.parent.parent, FAST)
+    fig = fig_sweep(a)
+    titles = [ann.text for ann in fig.layout.annotations]
+    assert len(titles) == len([p for p in a.study.swept if p != "model"])
+    assert all(len(re.sub("<.*?>", "", t)) <= 20 for t in titles)  # one parameter name each (one group)
+    n_cols = len({round(fig.layout[k].domain[0], 3) for k in fig.layout if k.startswith("xaxis")})
+    assert n_cols <= SLICE_COLUMNS
+    # titles of panels side by side do not overlap: each fits in its panel's width (about 7 px per character)
+    width = 1100 * (fig.layout.xaxis.domain[1] - fig.layout.xaxis.domain[0])
+    assert all(7 * len(re.sub("<.*?>", "", t)) < width for t in titles)
+    weighted = (a.study.finished["contrastive"] == "weighted").sum()
+    margin_axis = next(k for k in fig.layout if k.startswith("xaxis") and "margin" in (fig.layout[k].title.text or ""))
+    ref = "x" + margin_axis[len("xaxis"):]
+    assert sum(len(tr.x) for tr in fig.data if tr.xaxis == ref) == weighted  # no rnc trial's default margin

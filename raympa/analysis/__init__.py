@@ -9,9 +9,10 @@ Contrastive Learning" (ISMIR 2021), and the views the paper lacked. One module p
   over seeds (paper Figures 2-3), the best configurations;
 * :mod:`~raympa.analysis.latent`: t-SNE (Figure 4), bin-centroid distances (Figure 5), the
   Davies-Bouldin index (Figure 6) and its relation to R²;
-* :mod:`~raympa.analysis.significance`: paired Wilcoxon tests between models, with effect sizes;
-* :mod:`~raympa.analysis.sweep`: slice tables of a sweep;
-* :mod:`~raympa.analysis.importance`: parameter importance per sub-space of a conditional search space.
+* :mod:`~raympa.analysis.significance`: paired Wilcoxon tests between models, with effect sizes,
+  and every configuration against the baseline (the study's question);
+* :mod:`~raympa.analysis.sweep`: slice tables of a sweep and parameter importance per sub-space of
+  its conditional search space.
 
 Every function returns ``(table, notes)``: notes are plain sentences about degenerate inputs
 (one rating bin, one seed, missing latents ...) for the report; nothing here raises on them.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raympa.analysis.latent import db_vs_r2, latent_metrics, mean_centroid_distances, tsne_table
+from raympa.analysis.latent import db_vs_r2, latent_metrics, latent_points_note, mean_centroid_distances, tsne_table
 from raympa.analysis.load import (
     FINISHED,
     GROUP_COLUMNS,
@@ -39,18 +40,20 @@ from raympa.analysis.load import (
 )
 from raympa.analysis.selection import (
     R2_PROTOCOLS,
+    TEST_PROTOCOLS,
     best_configs,
+    late_best_epochs,
     r2_by_model,
     r2_summary,
     representative_trials,
     selected_configs,
 )
-from raympa.analysis.significance import _paired_test, significance
-from raympa.analysis.importance import param_importance
-from raympa.analysis.sweep import sweep_table
+from raympa.analysis.significance import _paired_test, baseline_comparison, significance
+from raympa.analysis.sweep import param_importance, sweep_table
 
 __all__ = [
-    "FINISHED", "GROUP_COLUMNS", "METRIC_COLUMNS", "R2_PROTOCOLS", "Analysis", "AnalysisConfig", "Latents", "Notes",
+    "FINISHED", "GROUP_COLUMNS", "METRIC_COLUMNS", "R2_PROTOCOLS", "TEST_PROTOCOLS", "baseline_comparison",
+    "late_best_epochs", "Analysis", "AnalysisConfig", "Latents", "Notes",
     "Study", "analyse", "best_configs", "db_vs_r2", "latent_metrics", "load_latents", "load_study",
     "mean_centroid_distances", "param_importance", "r2_by_model", "r2_summary", "representative_trials",
     "selected_configs", "significance", "sweep_table", "tsne_table", "_paired_test",
@@ -86,6 +89,9 @@ def analyse(study_dir: str | Path, config: AnalysisConfig | None = None) -> Anal
     tables["param_importance"], notes["importance"] = param_importance(study, cfg)
     tables["best_configs"], notes["best"] = best_configs(study, cfg)
     tables["significance"], notes["significance"] = significance(study)
+    tables["baseline_comparison"], notes["baseline"] = baseline_comparison(study)
+    tables["late_best_epoch"], notes["epochs"] = late_best_epochs(study)
+    notes["points"] = latent_points_note(db)
     failed = study.failed
     tables["failed_trials"] = failed[[c for c in ("trial_id", "status", "error", "model", "criterion", "band", "seed",
                                                    "config_id") if c in failed.columns]].reset_index(drop=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from raympa.analysis.load import AnalysisConfig, Latents, Notes, Study, dedupe, load_latents
-from raympa.analysis.selection import R2_PROTOCOLS, representative_trials, selected_configs
+from raympa.analysis.selection import r2_protocols, representative_trials, selected_configs
 
 TRIAL_COLUMNS = ["trial_id", "model", "criterion", "band", "seed", "config_id"]
 
@@ -22,8 +22,8 @@ TRIAL_COLUMNS = ["trial_id", "model", "criterion", "band", "seed", "config_id"]
 def _trial_info(row: pd.Series, study: Study) -> dict[str, Any]:
     info = {c: row[c] for c in TRIAL_COLUMNS}
     info["selection_metric"] = row[study.metric]
-    for p in R2_PROTOCOLS:
-        info[p] = row[p] if p in row.index else np.nan
+    for p in r2_protocols(row.index):
+        info[p] = row[p]
     return info
 
 
@@ -75,7 +75,7 @@ def latent_metrics(study: Study, config: AnalysisConfig | None = None) -> tuple[
     notes: Notes = []
     db_rows, cd_rows = [], []
     for _, row in study.finished.iterrows():
-        lat, n = load_latents(study, row["trial_id"], n_bins=cfg.n_bins)
+        lat, n = load_latents(study, row["trial_id"], n_bins=cfg.n_bins, chunks=cfg.chunk_latents)
         notes += n
         if lat is None:
             continue
@@ -94,10 +94,11 @@ def latent_metrics(study: Study, config: AnalysisConfig | None = None) -> tuple[
             for j in range(len(dist)):
                 cd_rows.append({**info, "bin_i": i, "bin_j": j, "distance": dist[i, j],
                                 "n_i": int(counts[i]), "n_j": int(counts[j])})
-        db_rows.append({**info, "davies_bouldin": db, "n_test": len(lat.bins), "n_bins_occupied": len(present),
+        db_rows.append({**info, "davies_bouldin": db, "n_test": len(lat.bins), "points": lat.points,
+                        "n_recordings": len(np.unique(lat.recording_id)), "n_bins_occupied": len(present),
                         "centroid_order_rho": _order_rho(dist)})
-    db_cols = [*TRIAL_COLUMNS, "selection_metric", *R2_PROTOCOLS,
-               "davies_bouldin", "n_test", "n_bins_occupied", "centroid_order_rho"]
+    db_cols = [*TRIAL_COLUMNS, "selection_metric", *r2_protocols(study.trials.columns),
+               "davies_bouldin", "n_test", "points", "n_recordings", "n_bins_occupied", "centroid_order_rho"]
     cd_cols = [*TRIAL_COLUMNS, "bin_i", "bin_j", "distance", "n_i", "n_j"]
     return pd.DataFrame(db_rows, columns=db_cols), pd.DataFrame(cd_rows, columns=cd_cols), dedupe(notes)
 
@@ -139,7 +140,7 @@ def tsne_table(study: Study, config: AnalysisConfig | None = None) -> tuple[pd.D
     notes: Notes = []
     parts = []
     for _, row in representative_trials(study).iterrows():
-        lat, n = load_latents(study, row["trial_id"], n_bins=cfg.n_bins)
+        lat, n = load_latents(study, row["trial_id"], n_bins=cfg.n_bins, chunks=cfg.chunk_latents)
         notes += n
         if lat is None:
             continue
@@ -156,8 +157,9 @@ def tsne_table(study: Study, config: AnalysisConfig | None = None) -> tuple[pd.D
         parts.append(pd.DataFrame({
             **{c: row[c] for c in TRIAL_COLUMNS if c != "config_id"}, "recording_id": lat.recording_id,
             "rating": lat.y, "bin": lat.bins, "tsne_x": xy[:, 0], "tsne_y": xy[:, 1], "perplexity": perplexity,
+            "points": lat.points,
         }))
-    cols = [*TRIAL_COLUMNS[:-1], "recording_id", "rating", "bin", "tsne_x", "tsne_y", "perplexity"]
+    cols = [*TRIAL_COLUMNS[:-1], "recording_id", "rating", "bin", "tsne_x", "tsne_y", "perplexity", "points"]
     if not parts:
         return pd.DataFrame(columns=cols), dedupe(notes + ["no trial with latents: no t-SNE."])
     return pd.concat(parts, ignore_index=True)[cols], dedupe(notes)
@@ -175,3 +177,20 @@ def mean_centroid_distances(study: Study, centroids: pd.DataFrame) -> pd.DataFra
         .agg(distance="mean", n_seeds="count")
         .reset_index()
     )
+
+
+MIN_LATENT_POINTS = 100  # ours: fewer test points per trial make the latent views anecdotal
+
+
+def latent_points_note(db: pd.DataFrame) -> Notes:
+    """One sentence saying what the latent views were computed on (chunks or recordings, how many)."""
+    if db.empty:
+        return []
+    parts = []
+    for points, g in db.groupby("points", sort=False):
+        parts.append(f"{len(g)} trial(s) on test-set {points} (median {int(g['n_test'].median())} points from "
+                     f"{int(g['n_recordings'].median())} recordings per trial)")
+    text = "Latent-space views computed on " + "; ".join(parts) + "."
+    if db["n_test"].median() < MIN_LATENT_POINTS:
+        text += f" Fewer than {MIN_LATENT_POINTS} points per trial: read these views as anecdotes."
+    return [text]

@@ -42,6 +42,8 @@ class AnalysisConfig:
     seed: int = 0  # random state of t-SNE and of the fANOVA forest
     top_k: int = 10  # best configurations listed per criterion x band
     min_importance_configs: int = 3  # ours: fewer distinct configurations -> no parameter importance
+    chunk_latents: bool = True  # ours: latent views on the test set's chunk latents where a trial stored them
+    # (z_chunk: every 1000-frame window at hop 500), else on its full-length test recordings
 
 
 @dataclass
@@ -98,19 +100,32 @@ class Study:
         return studyfolder.latents_path(self.path, trial_id)
 
 
+CHUNK_POINTS = "chunk-1000 windows"  # what a latent point is: a test chunk (z_chunk) ...
+RECORDING_POINTS = "full-length recordings"  # ... or a whole test recording (z)
+
+
 @dataclass(frozen=True)
 class Latents:
-    """Test-set latents of one trial (``TrainResult.latents``)."""
+    """Test-set latents of one trial (``TrainResult.latents``): one point per recording or per chunk."""
 
     z: np.ndarray  # (n, LATENT_DIM) float32
     y: np.ndarray  # (n,) float32 ratings in [0, 1]
     bins: np.ndarray  # (n,) int64 rating bins used by the analysis
-    recording_id: np.ndarray  # (n,) str
+    recording_id: np.ndarray  # (n,) str, the recording each point comes from
+    points: str = RECORDING_POINTS  # CHUNK_POINTS or RECORDING_POINTS
 
 
 def dedupe(notes: Notes) -> Notes:
     """Notes in order, each once."""
     return list(dict.fromkeys(notes))
+
+
+def condition_holds(when: Any, row: Any) -> bool:
+    """Whether a search-space condition of study.json (``{param: [allowed values]}``) holds for a trial
+    (a row of trials.csv); no condition always holds."""
+    if not isinstance(when, dict):
+        return True
+    return all(str(row.get(k)) in {str(v) for v in allowed} for k, allowed in when.items())
 
 
 def _config_fields() -> list[str]:
@@ -216,17 +231,38 @@ def load_study(study_dir: str | Path, config: AnalysisConfig | None = None) -> S
         if c not in ("seed", "criterion") and fin[c].astype(str).nunique() > 1
     ]
     key_cols = ["model"] + [c for c in swept if c != "model"]
-    trials["config_id"] = [
-        ", ".join(f"{c}={_fmt(row[c])}" for c in key_cols) for _, row in trials[key_cols].iterrows()
+    study = Study(path, meta, trials, config_columns, swept, metric, mode, notes)
+    when = {c: d.get("when") for c, d in study.searched.items()}
+    trials["config_id"] = [  # a parameter the trial did not use (its condition fails) is left out
+        ", ".join(f"{c}={_fmt(row[c])}" for c in key_cols if condition_holds(when.get(c), row))
+        for _, row in trials.iterrows()
     ]
-    return Study(path, meta, trials, config_columns, swept, metric, mode, notes)
+    return study
 
 
-def load_latents(study: Study, trial_id: str, *, n_bins: int = 5) -> tuple[Latents | None, Notes]:
+def _read_npz(path: Path, *, chunks: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(z, y, recording_id, points)`` of a latents file: its chunk keys when asked and present."""
+    with np.load(path, allow_pickle=False) as f:
+        y = np.asarray(f["y"], dtype=np.float32)
+        rid = (np.asarray(f["recording_id"]).astype(str) if "recording_id" in f.files
+               else np.arange(len(y)).astype(str))
+        if chunks and {"z_chunk", "y_chunk"} <= set(f.files):
+            index = (np.asarray(f["recording_index_chunk"], dtype=np.int64) if "recording_index_chunk" in f.files
+                     else None)
+            chunk_rid = rid[index] if index is not None and len(rid) else np.arange(len(f["y_chunk"])).astype(str)
+            return (np.asarray(f["z_chunk"], dtype=np.float32), np.asarray(f["y_chunk"], dtype=np.float32),
+                    chunk_rid, CHUNK_POINTS)
+        return np.asarray(f["z"], dtype=np.float32), y, rid, RECORDING_POINTS
+
+
+def load_latents(study: Study, trial_id: str, *, n_bins: int = 5,
+                 chunks: bool = True) -> tuple[Latents | None, Notes]:
     """Latents of one trial, with bins recomputed for ``n_bins`` (paper: 5).
 
-    Bins come from ``raympa.losses.rating_bins(y, n_bins)`` so every trial is binned alike, even in
-    a sweep over the training C.
+    With ``chunks`` and a file that holds them, the test set's chunk latents (``z_chunk``,
+    ``y_chunk``, ``recording_index_chunk``), else one latent per full-length test recording. Bins
+    come from ``raympa.losses.rating_bins(y, n_bins)`` so every trial is binned alike, even in a
+    sweep over the training C.
     """
     from raympa.losses import rating_bins
 
@@ -234,14 +270,10 @@ def load_latents(study: Study, trial_id: str, *, n_bins: int = 5) -> tuple[Laten
     if not path.is_file():
         return None, [f"trial {trial_id}: no latents file ({path.name}); left out of latent-space views."]
     try:
-        with np.load(path, allow_pickle=False) as f:
-            z = np.asarray(f["z"], dtype=np.float32)
-            y = np.asarray(f["y"], dtype=np.float32)
-            rid = (np.asarray(f["recording_id"]).astype(str) if "recording_id" in f.files
-                   else np.arange(len(y)).astype(str))
-    except (OSError, KeyError, ValueError) as e:
+        z, y, rid, points = _read_npz(path, chunks=chunks)
+    except (OSError, KeyError, ValueError, IndexError) as e:
         return None, [f"trial {trial_id}: latents file unreadable ({e}); left out of latent-space views."]
     if z.ndim != 2 or len(z) != len(y):
         return None, [f"trial {trial_id}: latents z {z.shape} and y {y.shape} do not match; left out."]
     bins = np.asarray(rating_bins(y, n_bins), dtype=np.int64)
-    return Latents(z=z, y=y, bins=bins, recording_id=rid), []
+    return Latents(z=z, y=y, bins=bins, recording_id=rid, points=points), []

@@ -8,13 +8,26 @@ the choice never looks at the test set.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from raympa.analysis.load import AnalysisConfig, Notes, Study
 from raympa.constants import MODEL_LABELS
 
-R2_PROTOCOLS = ("test_r2_full", "test_r2_chunk")  # full-length recordings / overlapping chunks
+# test protocols: trials.csv column -> (short name, what it scores); raympa.sampling defines the windows
+TEST_PROTOCOLS = {
+    "test_r2_full": ("full-length", "whole test recordings, one prediction each (the paper's test)"),
+    "test_r2_chunk1000": ("chunk-1000", "every 1000-frame window at hop 500 of the test recordings, one R² over "
+                                        "all windows (ours; the paper's chunk length)"),
+    "test_r2_chunkmix": ("three-window (original code)", "every window of the original code's three sets "
+                         "(1000/500, 1500/500, 2000/1000 frames/hop) together, one R² over all (its test protocol)"),
+    "test_r2_chunk": ("chunk-1000", "every 1000-frame window at hop 500 of the test recordings (older column name "
+                                    "of test_r2_chunk1000)"),
+}
+R2_PROTOCOLS = tuple(TEST_PROTOCOLS)
+LATE_FRACTION = 0.05  # a best epoch in the last 5% of the epochs run: the run was still improving (ours)
 SELECTED_COLUMNS = ["model", "criterion", "band", "config_id", "n_configs", "n_seeds", "selection_mean"]
 _KEYS = ["model", "criterion", "band", "config_id"]
 
@@ -22,6 +35,20 @@ _KEYS = ["model", "criterion", "band", "config_id"]
 def label(model: str) -> str:
     """The paper's name of a model (``constants.MODEL_LABELS``), or the name itself."""
     return MODEL_LABELS.get(model, model)
+
+
+def r2_protocols(columns: Any) -> list[str]:
+    """The test-protocol columns present, in ``TEST_PROTOCOLS`` order; the older ``test_r2_chunk``
+    only when ``test_r2_chunk1000`` is absent (it is an alias)."""
+    present = [p for p in TEST_PROTOCOLS if p in set(columns)]
+    if "test_r2_chunk1000" in present and "test_r2_chunk" in present:
+        present.remove("test_r2_chunk")
+    return present
+
+
+def protocol_name(column: str) -> str:
+    """Short name of a test protocol column (``full-length``, ``chunk-1000`` ...)."""
+    return TEST_PROTOCOLS.get(column, (column, ""))[0]
 
 
 def selected_configs(study: Study) -> tuple[pd.DataFrame, Notes]:
@@ -75,7 +102,7 @@ def r2_by_model(study: Study) -> tuple[pd.DataFrame, Notes]:
     if selected.empty:
         return pd.DataFrame(columns=cols), notes
     trials = selected_trials(study, selected)
-    protocols = [p for p in R2_PROTOCOLS if p in trials.columns]
+    protocols = r2_protocols(trials.columns)
     if not protocols:
         return pd.DataFrame(columns=cols), notes + ["trials.csv holds no test R² column (test_r2_full / test_r2_chunk)."]
     long = trials.melt(
@@ -127,7 +154,7 @@ def best_configs(study: Study, config: AnalysisConfig | None = None) -> tuple[pd
     """
     cfg = config or AnalysisConfig()
     fin = study.finished
-    metrics = list(dict.fromkeys([study.metric, *[p for p in R2_PROTOCOLS if p in fin.columns]]))
+    metrics = list(dict.fromkeys([study.metric, *r2_protocols(fin.columns)]))
     params = [c for c in study.swept if c != "model"]
     if fin.empty:
         return pd.DataFrame(columns=["criterion", "band", "rank", "config_id", "model", *params, "n_seeds", "n_runs"]), []
@@ -144,3 +171,35 @@ def best_configs(study: Study, config: AnalysisConfig | None = None) -> tuple[pd
     res = pd.concat(out, ignore_index=True)
     return res[["criterion", "band", "rank", "config_id", "model", *params, "n_seeds", "n_runs",
                 *[c for c in res.columns if any(c.startswith(m + "_") for m in metrics)]]], []
+
+
+def _truthy(v: Any) -> bool:
+    return str(v).strip().lower() in ("true", "1", "1.0")
+
+
+def late_best_epochs(study: Study) -> tuple[pd.DataFrame, Notes]:
+    """Flag each finished trial whose best epoch is in the last 5% of its epochs (still improving).
+
+    Uses trials.csv's ``best_epoch_at_end`` where training wrote it (any stage's best epoch late in
+    that stage), else computes ``best_epoch > 0.95 * epochs_run``.
+
+    Returns:
+        ``trial_id, model, criterion, band, seed, config_id, best_epoch, epochs_run, best_epoch_at_end``.
+    """
+    fin = study.finished
+    cols = ["trial_id", "model", "criterion", "band", "seed", "config_id", "best_epoch", "epochs_run",
+            "best_epoch_at_end"]
+    out = fin.reindex(columns=cols[:-1]).copy()
+    if "best_epoch_at_end" in fin.columns:
+        out["best_epoch_at_end"] = fin["best_epoch_at_end"].map(_truthy)
+    elif {"best_epoch", "epochs_run"} <= set(fin.columns):
+        out["best_epoch_at_end"] = fin["best_epoch"] > (1 - LATE_FRACTION) * fin["epochs_run"]
+    else:
+        return out.assign(best_epoch_at_end=pd.Series(dtype=bool)).iloc[0:0], [
+            "trials.csv has no best_epoch / epochs_run: cannot tell whether training stopped short."]
+    notes: Notes = []
+    n, k = len(out), int(out["best_epoch_at_end"].sum())
+    if n:
+        notes.append(f"{k} of {n} finished trials ({100 * k / n:.0f}%) have their best epoch in the last "
+                     f"{100 * LATE_FRACTION:.0f}% of their epochs: still improving when training stopped.")
+    return out[cols].reset_index(drop=True), notes

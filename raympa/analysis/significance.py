@@ -12,11 +12,17 @@ import numpy as np
 import pandas as pd
 
 from raympa.analysis.load import Notes, Study
-from raympa.analysis.selection import r2_by_model
-from raympa.constants import MODELS
+from raympa.analysis.selection import r2_by_model, r2_protocols, selected_configs
+from raympa.constants import BASELINE_MODEL, MODELS
 
 SIGNIFICANCE_COLUMNS = ["protocol", "scope", "model_a", "model_b", "n_pairs", "mean_a", "mean_b", "mean_diff",
                         "median_diff", "wilcoxon_w", "p_value", "p_bh", "rank_biserial", "cohen_dz", "note"]
+
+
+BASELINE_COLUMNS = ["protocol", "criterion", "band", "config_id", "model", "selected", "n_pairs", "mean_config",
+                    "mean_baseline", "mean_diff", "ci_low", "ci_high", "p_value", "p_bh", "n_comparisons",
+                    "rank_biserial", "cohen_dz", "selection_mean", "baseline_config", "note"]
+CI_LEVEL = 0.95  # two-sided confidence level of the paired difference
 
 
 def ordered_models(values: Any) -> list[str]:
@@ -105,4 +111,73 @@ def significance(study: Study) -> tuple[pd.DataFrame, Notes]:
     df = pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
     if not df.empty and df["p_value"].isna().all():
         notes.append("no paired test could be computed (one seed per model, or identical results).")
+    return df, notes
+
+
+def mean_ci(d: np.ndarray, *, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Student-t confidence interval of the mean of paired differences ``d`` (NaN for fewer than 2)."""
+    from scipy.stats import t
+
+    if len(d) < 2:
+        return np.nan, np.nan
+    half = float(t.ppf(0.5 + level / 2, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d)))
+    return float(np.mean(d)) - half, float(np.mean(d)) + half
+
+
+def _best_searched(study: Study, trials: pd.DataFrame) -> str | None:
+    """The configuration (any model but the baseline) with the most seeds, then the best mean
+    selection metric: chosen on validation, never on the test set."""
+    per = trials.groupby("config_id", sort=False).agg(m=(study.metric, "mean"), n=("seed", "nunique"))
+    if per.empty:
+        return None
+    return str(per.sort_values(["n", "m"], ascending=[False, not study.maximize], kind="stable").index[0])
+
+
+def baseline_comparison(study: Study) -> tuple[pd.DataFrame, Notes]:
+    """Every configuration against the baseline (``constants.BASELINE_MODEL``, PCConvNet), paired by seed.
+
+    Per criterion x band x test protocol, each configuration of the other models is paired with
+    the baseline's selected configuration on the seeds both ran; the paired difference of test R²
+    (configuration minus baseline) gets its mean with a 95% Student-t interval, a two-sided
+    Wilcoxon signed-rank p, and ``p_bh``, Benjamini-Hochberg adjusted over all comparisons of one
+    protocol (``n_comparisons``). ``selected`` marks the configuration a user would pick: the most
+    seeds, then the best mean selection metric (validation).
+    """
+    fin = study.finished
+    notes: Notes = []
+    sel, _ = selected_configs(study)
+    base = sel[sel["model"] == BASELINE_MODEL]
+    if base.empty or (fin["model"] == BASELINE_MODEL).all():
+        what = "no baseline" if base.empty else "only baseline"
+        return pd.DataFrame(columns=BASELINE_COLUMNS), [
+            f"the study has {what} ({BASELINE_MODEL}) trials: no comparison of configurations with the baseline."]
+    rows = []
+    for protocol in r2_protocols(fin.columns):
+        block = []
+        for (crit, band), g in fin.groupby(["criterion", "band"], sort=False):
+            b = base[(base["criterion"] == crit) & (base["band"] == band)]
+            if b.empty:
+                continue
+            bt = g[g["config_id"] == b["config_id"].iloc[0]].groupby("seed")[protocol].mean()
+            others = g[g["model"] != BASELINE_MODEL]
+            best = _best_searched(study, others)
+            for cid, c in others.groupby("config_id", sort=False):
+                ct = c.groupby("seed")[protocol].mean()
+                pair = pd.concat([ct, bt], axis=1, keys=["c", "b"]).dropna()
+                res = _paired_test(pair["c"].to_numpy(float), pair["b"].to_numpy(float))
+                lo, hi = mean_ci(pair["c"].to_numpy(float) - pair["b"].to_numpy(float))
+                block.append({
+                    "protocol": protocol, "criterion": crit, "band": band, "config_id": cid,
+                    "model": c["model"].iloc[0], "selected": cid == best, "n_pairs": res["n_pairs"],
+                    "mean_config": res["mean_a"], "mean_baseline": res["mean_b"], "mean_diff": res["mean_diff"],
+                    "ci_low": lo, "ci_high": hi, "p_value": res["p_value"], "rank_biserial": res["rank_biserial"],
+                    "cohen_dz": res["cohen_dz"], "selection_mean": float(c[study.metric].mean()),
+                    "baseline_config": b["config_id"].iloc[0], "note": res["note"],
+                })
+        bh_adjust(block)
+        n_tests = int(np.isfinite([r["p_value"] for r in block]).sum()) if block else 0
+        rows += [dict(r, n_comparisons=n_tests) for r in block]
+    df = pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+    if not df.empty and (df["n_pairs"] < 2).all():
+        notes.append("no configuration shares two or more seeds with the baseline: no paired test.")
     return df, notes

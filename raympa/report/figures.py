@@ -187,10 +187,35 @@ def fig_db_vs_r2(a: Analysis) -> Any:
     return fig
 
 
-def fig_sweep(a: Analysis) -> Any:
-    """Slice plots: selection metric against each swept parameter, rows = criterion x band."""
-    import plotly.graph_objects as go
+SLICE_COLUMNS = 3  # slice panels per row: room for a readable title and x axis each
+
+
+def _slice_layout(groups: list[tuple[str, str]], params: list[str]) -> tuple[Any, list[tuple[int, int]]]:
+    """Subplots for slice plots: each group's parameters in rows of ``SLICE_COLUMNS`` panels, a short
+    title per panel (the parameter, and the group when there are several); (row, col) per panel."""
     from plotly.subplots import make_subplots
+
+    cols = min(SLICE_COLUMNS, len(params))
+    per_group = -(-len(params) // cols)
+    n_rows = len(groups) * per_group
+    cells, titles = [], []
+    for g, (crit, band) in enumerate(groups):
+        for k, p in enumerate(params):
+            cells.append((g * per_group + k // cols + 1, k % cols + 1))
+            titles.append(f"<b>{p}</b>" + (f"  ({crit}, {band})" if len(groups) > 1 else ""))
+    height = PANEL_PX * n_rows + 80
+    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
+                        vertical_spacing=min(110 / height, 1 / max(n_rows - 1, 1) - 1e-3))
+    fig.update_annotations(font_size=13)  # subplot titles
+    fig.update_layout(height=height, margin=dict(t=50, b=40))
+    return fig, cells
+
+
+def fig_sweep(a: Analysis) -> Any:
+    """Slice plots: selection metric against each swept parameter, for the trials that use it."""
+    import plotly.graph_objects as go
+
+    from raympa.analysis.load import condition_holds
 
     df = a.tables["sweep"]
     params = [p for p in a.study.swept if p != "model"]
@@ -200,25 +225,28 @@ def fig_sweep(a: Analysis) -> Any:
               if any(df[(df["criterion"] == g[0]) & (df["band"] == g[1])][p].astype(str).nunique() > 1 for p in params)]
     if not groups:
         return None
-    metric = a.study.metric
-    log_params = a.study.log_params
-    fig = make_subplots(rows=len(groups), cols=len(params), shared_yaxes=True,
-                        subplot_titles=[f"{p} — {c}, {b}" for c, b in groups for p in params])
-    for r, (crit, band) in enumerate(groups, 1):
+    metric, log_params = a.study.metric, a.study.log_params
+    when = {p: d.get("when") for p, d in a.study.searched.items()}
+    fig, cells = _slice_layout(groups, params)
+    cell = iter(cells)
+    for crit, band in groups:
         s = df[(df["criterion"] == crit) & (df["band"] == band)]
-        for c, p in enumerate(params, 1):
-            for i, m in enumerate(ordered_models(s["model"])):
-                sm = s[s["model"] == m]
+        for p in params:
+            r, c = next(cell)
+            used = s[[condition_holds(when.get(p), row) for _, row in s.iterrows()]]
+            for i, m in enumerate(ordered_models(used["model"])):
+                sm = used[used["model"] == m]
                 fig.add_trace(go.Scatter(
                     x=sm[p], y=sm[metric], mode="markers", name=label(m), legendgroup=m,
                     showlegend=(r == 1 and c == 1), marker=dict(color=colour(m, i), size=7, opacity=0.8),
                     text=sm["config_id"] + ", seed " + sm["seed"].astype(str),
                     hovertemplate=p + " %{x}<br>" + metric + " %{y:.3f}<br>%{text}<extra></extra>",
                 ), row=r, col=c)
-            fig.update_xaxes(title_text=p + (" (log)" if p in log_params else ""), row=r, col=c,
-                             type="log" if p in log_params and (s[p] > 0).all() else None)
-        fig.update_yaxes(title_text=metric, row=r, col=1)
-    fig.update_layout(height=PANEL_PX * len(groups) + 80, margin=dict(t=60, b=40))
+            log = p in log_params and (used[p] > 0).all()
+            fig.update_xaxes(title_text=f"{p}{' (log)' if log else ''}: {len(used)} trials use it", row=r, col=c,
+                             type="log" if log else None, title_font_size=11)
+            if c == 1:
+                fig.update_yaxes(title_text=metric, row=r, col=c)
     return fig
 
 

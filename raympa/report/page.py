@@ -14,6 +14,7 @@ from typing import Any, Literal
 from raympa import studyfolder
 from raympa.analysis import AnalysisConfig, analyse
 from raympa.report.sections import meta_html, notes_html, sections
+from raympa.report.summary import answer_html
 
 PlotlyJs = Literal["directory", "inline"]
 
@@ -31,6 +32,8 @@ CSV_TABLES = {
     "param_importance": "param_importance",
     "best_configs": "best_configs",
     "significance": "significance",
+    "baseline_comparison": "baseline_comparison",
+    "late_best_epoch": "late_best_epoch",
     "failed_trials": "failed_trials",
 }
 
@@ -44,6 +47,7 @@ th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.3rem 0.6rem; margin: 0.3rem 0; }
 .meta td { text-align: left; vertical-align: top; } pre { margin: 0; white-space: pre-wrap; }
 .csv { font-size: 0.85rem; color: #555; } nav a { margin-right: 0.8rem; }
+.answer { font-size: 1.05rem; background: #eef6ee; border-left: 4px solid #3a8a3a; padding: 0.4rem 0.8rem; }
 """
 
 
@@ -103,7 +107,7 @@ def write_report(
         parts.append(f'<section id="{sec.key}"><h2>{html.escape(sec.title)}</h2><p>{html.escape(sec.intro)}</p>')
         if fig is not None:
             parts.append(_figure_html(fig, f"fig-{sec.key}"))
-        elif sec.key not in ("best", "significance", "failed"):
+        elif sec.figure:
             parts.append('<div class="note">No data for this figure (see the notes).</div>')
         parts.extend(sec.body)
         parts.append("</section>")
@@ -116,6 +120,7 @@ def write_report(
 </head><body>
 <h1>raympa report: {title}</h1>
 {f"<p><strong>Question:</strong> {html.escape(str(question))}</p>" if question else ""}
+{answer_html(a)}
 <nav>{"".join(nav)}<a href="#study">Study: command, versions, data</a></nav>
 {notes_html(a.notes["study"])}
 {"".join(parts)}
