@@ -90,6 +90,15 @@ def test_input_that_always_kills_its_worker_becomes_an_error_row(ray_local, tmp_
     assert err.recording_id.tolist() == ["poison"] and "worker process died" in err.error[0]
 
 
+def test_rows_after_a_poison_row_in_its_task_still_run(ray_local, tmp_path):
+    for name in ("a", "b", "c", "d"):
+        tone_file(tmp_path / "in" / f"{name}.wav", 0.3)
+    res = contours.run_rows(folder_jobs(tmp_path / "in"), tmp_path / "out", Poison(audio_rows(), ("c",)),
+                            rows_per_task=2)  # tasks [a, b], [c, d]: d comes after the poison
+    assert (res.n_ok, res.n_errors) == (3, 1)
+    assert sorted(load_contours(tmp_path / "out").recording_id) == ["a", "b", "d"]
+
+
 def fails_on_b(row):
     if row["recording_id"] == "b":
         raise RuntimeError("bad input\nsecond line")
