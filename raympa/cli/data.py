@@ -37,6 +37,9 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=None,
                    help="nominal etude length in s (default: 30 middleschool, 48 symphonicband, FBA medians)")
     p.add_argument("--jobs", type=int, default=None, help="rendering processes (default: CPU count)")
+    p.add_argument("--like-fba", default=None, metavar="DIR",
+                   help="MIG-FbaData checkout: one audition per usable FBA index row of --band (its student id, "
+                        "year, instrument, real ratings and split; --n is then unused)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,13 +80,17 @@ def run_fba_index(args: argparse.Namespace) -> int:
 def run_demo_data(args: argparse.Namespace) -> int:
     """``raympa demo-data``: render the simulated auditions and print a summary."""
     from raympa import constants as C
-    from raympa.demo import make_demo
+    from raympa.demo import make_demo, make_demo_like_fba
 
     t0 = time.perf_counter()
     try:
-        table = make_demo(args.out, n=args.n, seed=args.seed, band=args.band,
-                          fba_annotations=args.fba_annotations, split_seed=args.split_seed,
-                          duration_s=args.duration, jobs=args.jobs)
+        if args.like_fba is not None:
+            table = make_demo_like_fba(args.out, args.like_fba, band=args.band, seed=args.seed,
+                                       split_seed=args.split_seed, duration_s=args.duration, jobs=args.jobs)
+        else:
+            table = make_demo(args.out, n=args.n, seed=args.seed, band=args.band,
+                              fba_annotations=args.fba_annotations, split_seed=args.split_seed,
+                              duration_s=args.duration, jobs=args.jobs)
     except (FileNotFoundError, ValueError) as err:
         print(f"raympa demo-data: error: {err}", file=sys.stderr)
         return 2

@@ -11,8 +11,9 @@ The FBA audio is private, so the demo renders auditions whose ground truth is kn
 See docs/data.md for what each deviation sounds like and what the judge hears.
 """
 
-from raympa.demo.folder import DEMO_YEARS, ceiling, make_demo
+from raympa.demo.folder import DEMO_YEARS, ceiling, make_demo, make_demo_like_fba
 from raympa.demo.judge import (
+    BAND_STANDARDS,
     DEVIATIONS,
     FBA_MARGINALS,
     FBA_MEAN_CORRELATION,
@@ -22,12 +23,13 @@ from raympa.demo.judge import (
     Deviation,
     JudgeModel,
     calibrate_judge,
+    fit_amounts,
     sample_amounts,
 )
 from raympa.demo.performance import Audition, perform
 
 __all__ = [
-    "DEMO_YEARS", "DEVIATIONS", "FBA_MARGINALS", "FBA_MEAN_CORRELATION", "HALO", "JUDGE_NOISE",
-    "JUDGE_WEIGHTS", "Audition", "Deviation", "JudgeModel", "calibrate_judge", "ceiling", "make_demo",
+    "BAND_STANDARDS", "DEMO_YEARS", "DEVIATIONS", "FBA_MARGINALS", "FBA_MEAN_CORRELATION", "HALO", "JUDGE_NOISE",
+    "JUDGE_WEIGHTS", "Audition", "Deviation", "JudgeModel", "calibrate_judge", "ceiling", "fit_amounts", "make_demo", "make_demo_like_fba",
     "perform", "sample_amounts",
 ]

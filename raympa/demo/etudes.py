@@ -258,3 +258,28 @@ def write_midi_etude(etude: Etude, path: str | Path, *, ticks_per_beat: int = 48
     path.parent.mkdir(parents=True, exist_ok=True)
     midi.save(str(path))
     return path
+
+
+def note_difficulty(etude: Etude, *, register: tuple[int, int]) -> np.ndarray:
+    """A difficulty per note, read from the score: 0 = easy, about 1-3 = hard (weights ours).
+
+    Adds up: a leap from the previous note (per semitone beyond a whole tone, 0.15), a fast note
+    (a quarter of a beat or less, 0.6; an eighth, 0.25), a register outside the comfortable
+    ``register`` (low, high) (0.25 per semitone beyond it), and an accidental (a pitch class outside
+    the major scale that fits the etude best, 0.7).
+
+    Returns:
+        ``(n_notes,)`` float64.
+    """
+    pitch = etude.pitch.astype(float)
+    leap = np.abs(np.diff(pitch, prepend=pitch[0]))
+    d = 0.15 * np.maximum(leap - 2.0, 0.0)
+    ioi = np.diff(np.append(etude.start, etude.n_beats))
+    d += np.where(ioi <= 0.26, 0.6, np.where(ioi <= 0.51, 0.25, 0.0))
+    lo, hi = register
+    d += 0.25 * (np.maximum(lo - pitch, 0.0) + np.maximum(pitch - hi, 0.0))
+    pcs = etude.pitch % 12
+    fits = [np.isin(pcs, (_MAJOR + k) % 12).sum() for k in range(12)]
+    key = int(np.argmax(fits))
+    d += 0.7 * ~np.isin(pcs, (_MAJOR + key) % 12)
+    return d

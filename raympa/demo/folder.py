@@ -25,8 +25,19 @@ import pandas as pd
 
 from raympa import constants as C
 from raympa import fba
-from raympa.demo.judge import DEVIATIONS, HALO, JUDGE_NOISE, JUDGE_WEIGHTS, calibrate_judge, sample_amounts
+from raympa.demo import etudes as E
+from raympa.demo.judge import (
+    BAND_STANDARDS,
+    DEVIATIONS,
+    HALO,
+    JUDGE_WEIGHTS,
+    TEMPO_SKILL,
+    TEMPO_SPREAD,
+    calibrate_judge,
+    sample_amounts,
+)
 from raympa.demo.performance import Audition, perform, render_audition
+from raympa.ratings import assign_splits, validate_ratings, write_ratings
 
 DEMO_YEARS = (2013, 2014, 2015)  # one etude per year and instrument, like the FBA
 SEGMENT = "technical_etude"  # the FBA audition segment the demo stands in for
@@ -38,15 +49,14 @@ def _score_path(year: int, band: str, instrument: str) -> str:
     return f"{SCORES_DIR}/{fba.score_file_name(year, band, instrument, SEGMENT)}"
 
 
-def _etudes(seed: int, band: str, annotations: str | Path | None, duration_s: float | None) -> dict:
+def _etudes(seed: int, band: str, annotations: str | Path | None, duration_s: float | None,
+            years: tuple[int, ...] = DEMO_YEARS) -> dict:
     """(year, instrument) -> Etude: the real FBA etude of that year (middle school, with
     annotations) or a generated one, fitted to the instrument's register."""
-    from raympa.demo import etudes as E
-
     real = E.fba_etude_midis(annotations) if (annotations is not None and band == "middleschool") else {}
     target = duration_s if duration_s is not None else E.TARGET_SECONDS[band]
     out = {}
-    for year in DEMO_YEARS:
+    for year in years:
         for k, inst in enumerate(C.INSTRUMENTS):
             lo, hi = E.REGISTERS[band][inst]
             if year in real:
@@ -56,6 +66,13 @@ def _etudes(seed: int, band: str, annotations: str | Path | None, duration_s: fl
                 et = E.generate_etude(rng, instrument=inst, level=band, name=f"gen{year}_{k}")
             out[(year, inst)] = et.with_seconds(target)
     return out
+
+
+def _check(n: int, band: str) -> None:
+    if n < 1:
+        raise ValueError(f"n={n}; need at least one audition")
+    if band not in C.STUDY_BANDS:
+        raise ValueError(f"band {band!r}; choose one of {list(C.STUDY_BANDS)}")
 
 
 def make_demo(
@@ -84,53 +101,110 @@ def make_demo(
         jobs: worker processes for the synthesis (default: CPU count).
         render_audio: False writes the tables only (no audio files).
     """
-    from raympa.demo import etudes as E
-    from raympa.ratings import assign_splits, validate_ratings, write_ratings
-
-    if n < 1:
-        raise ValueError(f"n={n}; need at least one audition")
-    if band not in C.STUDY_BANDS:
-        raise ValueError(f"band {band!r}; choose one of {list(C.STUDY_BANDS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check(n, band)
     judge = calibrate_judge(band, annotations=fba_annotations)
     rng = np.random.default_rng([seed, 0])
-    intended = sample_amounts(rng, n, skill_loading=judge.skill_loading)
-    instrument = rng.choice(np.array(C.INSTRUMENTS), n)
-    year = rng.choice(np.array(DEMO_YEARS), n)
-    judge_noise = rng.standard_normal((n, len(C.RATED_COLUMNS) + 1))
+    students = sample_amounts(rng, n, skill_loading=judge.skill_loading, band=band)
+    students.insert(0, "instrument", rng.choice(np.array(C.INSTRUMENTS), n))
+    students.insert(0, "year", rng.choice(np.array(DEMO_YEARS), n))
+    students.insert(0, "student_id", [f"{90000 + i}" for i in range(n)])
+    noise = rng.standard_normal((n, len(C.RATED_COLUMNS) + 1))
     etudes = _etudes(seed, band, fba_annotations, duration_s)
-
-    rows, dev_rows, jobs_list = [], [], []
-    for i in range(n):
-        sid = f"{90000 + i}"
-        rid = f"{year[i]}/{band}/{sid}"
-        rel = f"audio/{year[i]}/{band}/{sid}.wav"
-        srng = np.random.default_rng([seed, 1, i])  # the student's own stream
-        et = etudes[(int(year[i]), str(instrument[i]))]
-        events, realised, extra = perform(et, intended.iloc[i].to_dict(), srng,
-                                          pitch_range=E.RANGES[str(instrument[i])])
-        vib = float(srng.uniform(0.3, 1.3))
-        jobs_list.append(Audition(rid, str(instrument[i]), events, extra["total_s"], vib, extra["wobble_cents"],
-                                  float(realised["tone_noise"]), (seed, 2, i), str(out / rel)))
-        rows.append({"recording_id": rid, "student_id": sid, "year": int(year[i]), "band": band,
-                     "instrument": str(instrument[i]), "audio_path": rel, "pitchtrack_path": "",
-                     "segment_start": np.nan, "segment_duration": np.nan,
-                     "piece_id": fba.piece_id(int(year[i]), band, str(instrument[i]), SEGMENT),
-                     "reference_path": _score_path(int(year[i]), band, str(instrument[i]))})
-        dev_rows.append({"recording_id": rid, "skill": float(intended["skill"].iloc[i]), "etude": et.name,
-                         "tempo_bpm": round(et.tempo_bpm, 2), "seconds": round(extra["total_s"], 3),
-                         **{k: float(v) for k, v in realised.items()},
-                         **{f"intended_{k}": float(intended[k].iloc[i]) for k in DEVIATIONS}})
-    table = pd.DataFrame(rows)
-    deviations = pd.DataFrame(dev_rows)
-    ratings = judge.rate(deviations[list(DEVIATIONS)], judge_noise)
+    table, deviations, jobs_list = _perform_all(Path(out), students, etudes, band=band, seed=seed)
+    ratings = judge.rate(deviations[list(DEVIATIONS)], noise)
     for crit in C.RATED_COLUMNS:
         table[crit] = ratings[crit].to_numpy()
-    table["split"] = ""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if n < 10 else "default")
         table["split"] = assign_splits(table, seed=split_seed).to_numpy()
+    meta = {"n": n, "seed": seed, "band": band, "split_seed": split_seed, "duration_s": duration_s,
+            "fba_annotations": str(fba_annotations) if fba_annotations else None}
+    return _write_folder(Path(out), table, deviations, etudes, jobs_list, judge, meta,
+                         jobs=jobs, render_audio=render_audio)
+
+
+def make_demo_like_fba(
+    out: str | Path,
+    annotations: str | Path,
+    *,
+    band: str = "middleschool",
+    seed: int = 0,
+    split_seed: int = 0,
+    duration_s: float | None = None,
+    jobs: int | None = None,
+    render_audio: bool = True,
+) -> pd.DataFrame:
+    """One simulated audition per usable row of the FBA index of ``band``, at the FBA's size.
+
+    Each row keeps its student id, year, instrument, real ratings and split (``split_seed`` as in
+    ``raympa fba-index``); its performance deviations are drawn to fit those ratings by inverting
+    the judge with its noise (:func:`raympa.demo.judge.fit_amounts`), so the rating distribution,
+    the correlation between criteria and the split sizes are exactly the FBA's.
+
+    Raises:
+        FileNotFoundError: ``annotations`` is not a MIG-FbaData annotation folder.
+        ValueError: the band has no usable rows.
+    """
+    from raympa.demo.judge import fit_amounts
+
+    _check(1, band)
+    # the split of `raympa fba-index` with its default bands (the split depends on the set of rows)
+    index, _ = fba.build_index(annotations, options=fba.IndexOptions(split_seed=split_seed))
+    index = index[index["band"] == band].reset_index(drop=True)
+    if len(index) == 0:
+        raise ValueError(f"{annotations}: no usable {band} rows in the FBA index")
+    judge = calibrate_judge(band, annotations=annotations)
+    rng = np.random.default_rng([seed, 3])
+    amounts = fit_amounts(judge, index[list(C.RATED_COLUMNS)], rng)
+    students = pd.concat([index[["student_id", "year", "instrument"]].reset_index(drop=True),
+                          amounts.reset_index(drop=True)], axis=1)
+    students["year"] = students["year"].astype(int)
+    years = tuple(sorted(int(y) for y in students["year"].unique()))
+    etudes = _etudes(seed, band, annotations, duration_s, years)
+    table, deviations, jobs_list = _perform_all(Path(out), students, etudes, band=band, seed=seed)
+    table["recording_id"] = index["recording_id"].to_numpy()
+    deviations["recording_id"] = table["recording_id"].to_numpy()
+    for crit in C.RATED_COLUMNS:
+        table[crit] = index[crit].to_numpy()
+    table["split"] = index["split"].to_numpy()
+    meta = {"n": len(table), "seed": seed, "band": band, "split_seed": split_seed, "duration_s": duration_s,
+            "like_fba": True, "fba_annotations": Path(annotations).name}
+    return _write_folder(Path(out), table, deviations, etudes, jobs_list, judge, meta,
+                         jobs=jobs, render_audio=render_audio)
+
+
+def _perform_all(out: Path, students: pd.DataFrame, etudes: dict, *, band: str,
+                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame, list[Audition]]:
+    """Every student's performance: the ratings-table rows (no ratings yet), deviations, audio jobs."""
+    rows, dev_rows, jobs_list = [], [], []
+    for i, st in enumerate(students.to_dict("records")):
+        sid, year, inst = str(st["student_id"]), int(st["year"]), str(st["instrument"])
+        rid = f"{year}/{band}/{sid}"
+        rel = f"audio/{year}/{band}/{sid}.wav"
+        srng = np.random.default_rng([seed, 1, i])  # the student's own stream
+        et = etudes[(year, inst)]
+        events, realised, extra = perform(et, st, srng, instrument=inst, pitch_range=E.RANGES[inst],
+                                          register=E.REGISTERS["middleschool"][inst])
+        vib = float(srng.uniform(0.3, 1.3))  # vibrato depth: a habit, not a skill
+        jobs_list.append(Audition(rid, inst, events, extra["total_s"], vib, extra["wobble_cents"],
+                                  float(realised["tone_noise"]), (seed, 2, i), str(out / rel)))
+        rows.append({"recording_id": rid, "student_id": sid, "year": year, "band": band, "instrument": inst,
+                     "audio_path": rel, "pitchtrack_path": "", "segment_start": np.nan, "segment_duration": np.nan,
+                     "piece_id": fba.piece_id(year, band, inst, SEGMENT),
+                     "reference_path": _score_path(year, band, inst)})
+        dev_rows.append({"recording_id": rid, "skill": float(st["skill"]), "etude": et.name,
+                         "tempo_bpm": round(et.tempo_bpm * float(st["tempo_factor"]), 2),
+                         "seconds": round(extra["total_s"], 3), "notes_played": int(extra["n_played"]),
+                         **{k: float(v) for k, v in realised.items()},
+                         **{f"intended_{k}": float(st[k]) for k in DEVIATIONS}})
+    return pd.DataFrame(rows), pd.DataFrame(dev_rows), jobs_list
+
+
+def _write_folder(out: Path, table: pd.DataFrame, deviations: pd.DataFrame, etudes: dict,
+                  jobs_list: list[Audition], judge, meta: dict, *, jobs: int | None,
+                  render_audio: bool) -> pd.DataFrame:
+    """Audio, ratings.csv, deviations.csv, etudes.csv, scores/*.mid and demo.json."""
+    out.mkdir(parents=True, exist_ok=True)
     table = validate_ratings(table, source="demo")
     if render_audio:
         _render_all(jobs_list, jobs)
@@ -138,12 +212,12 @@ def make_demo(
     deviations.to_csv(out / "deviations.csv", index=False, float_format="%.6g")
     _write_etudes(etudes, out / "etudes.csv")
     for (y, inst), et in etudes.items():
-        E.write_midi_etude(et, out / _score_path(y, band, inst))
-    meta = {"n": n, "seed": seed, "band": band, "split_seed": split_seed, "duration_s": duration_s,
-            "fba_annotations": str(fba_annotations) if fba_annotations else None,
-            "sample_rate": C.SAMPLE_RATE, "skill_loading": judge.skill_loading,
+        E.write_midi_etude(et, out / _score_path(y, band=str(table["band"].iloc[0]), instrument=inst))
+    meta = {**meta, "sample_rate": C.SAMPLE_RATE, "skill_loading": judge.skill_loading,
             "target_correlation": judge.target_correlation, "achieved_correlation": judge.achieved_correlation,
-            "judge_noise": JUDGE_NOISE, "halo": HALO, "judge_weights": JUDGE_WEIGHTS,
+            "judge_noise": judge.noise_share, "halo": HALO, "judge_weights": JUDGE_WEIGHTS,
+            "tempo_choice": {"log_sd": TEMPO_SPREAD, "skill_correlation": TEMPO_SKILL},
+            "band_standard": asdict(BAND_STANDARDS[judge.band]),
             "deviations": {k: asdict(d) for k, d in DEVIATIONS.items()}}
     (out / "demo.json").write_text(json.dumps(meta, indent=2))
     return table

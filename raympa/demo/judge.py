@@ -27,39 +27,85 @@ from raympa import constants as C
 
 @dataclass(frozen=True)
 class Deviation:
-    """One kind of performance deviation: its criterion and its population distribution."""
+    """One kind of performance deviation: its criterion, its population distribution, and what
+    a judge hears in it."""
 
     criterion: str
     lo: float  # amount of the best players
     hi: float  # amount of the worst players
     gamma: float  # > 1 skews the population towards small amounts (most auditioners are decent)
     unit: str
+    hears: str  # what the judge hears (and where it shows in a pitch contour)
+    skill_share: float = 1.0  # how much of the skill loading it takes: < 1 = mostly a habit or style
 
 
-# Ranges are ours (judged by ear to span "clean" to "struggling" for school-age players).
+# Ranges are ours (chosen to span "clean" to "struggling" for school-age players). Deviations that
+# change a contour's global statistics (restarts, hesitations, choppy playing) are rare or mostly a
+# matter of style, so that the ratings show only against the score.
 DEVIATIONS: dict[str, Deviation] = {
-    "wrong_notes": Deviation("note_accuracy", 0.0, 0.30, 1.3, "fraction of notes"),
-    "missed_notes": Deviation("note_accuracy", 0.0, 0.18, 1.3, "fraction of notes"),
-    "extra_notes": Deviation("note_accuracy", 0.0, 0.12, 1.3, "inserted notes per note"),
-    "onset_jitter": Deviation("rhythm_accuracy", 0.005, 0.07, 1.2, "s (sd of onset errors)"),
-    "tempo_drift": Deviation("rhythm_accuracy", 0.0, 0.30, 1.2, "relative tempo change, start to end"),
-    "rushed_dragged": Deviation("rhythm_accuracy", 0.0, 0.18, 1.2, "sd of log tempo factor per phrase"),
-    "flat_dynamics": Deviation("musicality", 0.0, 1.0, 1.0, "0 = phrase arches, 1 = flat"),
-    "intonation": Deviation("musicality", 4.0, 45.0, 1.2, "cents (RMS pitch error)"),
-    "phrasing": Deviation("musicality", 0.0, 0.8, 1.2, "fraction of misplaced breaths"),
-    "tone_noise": Deviation("tone_quality", 0.0, 1.0, 1.0, "0 = clean tone, 1 = breathy, unsteady"),
+    "wrong_notes": Deviation("note_accuracy", 0.0, 0.22, 1.3, "fraction of played notes",
+                             "a wrong pitch (a neighbour, a missed accidental) played in tune; a quarter "
+                             "corrected mid-note; falls on hard notes"),
+    "fluffed_notes": Deviation("note_accuracy", 0.0, 0.14, 1.3, "fraction of played notes",
+                               "a cracked, breathy note that starts up to 2.5 semitones off and slides in; "
+                               "rarely a squeak (clarinet, a twelfth up) or an octave slip (sax, flute)"),
+    "extra_notes": Deviation("note_accuracy", 0.0, 0.05, 1.3, "inserted notes per note",
+                             "a short neighbour note squeezed in before a hard note"),
+    "onset_jitter": Deviation("rhythm_accuracy", 0.004, 0.045, 1.2, "s (sd of onset errors)",
+                              "uneven notes against the student's own beat"),
+    "rhythm_errors": Deviation("rhythm_accuracy", 0.0, 0.16, 1.3, "fraction of played notes",
+                               "a misread rhythm: an onset a quarter to half of its note early or late"),
+    "tempo_instability": Deviation("rhythm_accuracy", 0.0, 0.12, 1.2, "sd of log tempo factor per phrase",
+                                   "phrases rushed or dragged against the student's own tempo"),
+    "tempo_drift": Deviation("rhythm_accuracy", 0.0, 0.20, 1.2, "relative tempo change, start to end",
+                             "an accelerando or ritardando over the etude"),
+    "hesitations": Deviation("rhythm_accuracy", 0.0, 0.02, 3.0, "pauses per note",
+                             "a 0.15-0.5 s stop before a hard note"),
+    "restarts": Deviation("rhythm_accuracy", 0.0, 1.2, 4.0, "expected restarts per etude",
+                          "a stop, a breath, and the bar played again from its start"),
+    "mechanical_timing": Deviation("musicality", 0.0, 1.0, 1.0, "0 = shaped phrases, 1 = metronomic",
+                                   "no push into the phrase and no easing at its end"),
+    "vibrato": Deviation("musicality", 0.0, 1.0, 1.0, "0 = steady, 1 = erratic",
+                         "vibrato of uneven rate and depth note to note (clarinet: an unsteady held pitch)"),
+    "legato": Deviation("musicality", 0.0, 1.0, 1.0, "0 = connected, 1 = choppy",
+                        "notes cut short, gaps between them", skill_share=0.35),
+    "flat_dynamics": Deviation("musicality", 0.0, 1.0, 1.0, "0 = phrase arches, 1 = flat",
+                               "no crescendo into the phrase and back (not in a pitch contour)"),
+    "phrasing": Deviation("musicality", 0.0, 0.6, 1.2, "fraction of misplaced breaths",
+                          "a breath in the middle of a phrase, the phrase end played through"),
+    "intonation": Deviation("musicality", 3.0, 16.0, 1.2, "cents (RMS pitch error per note)",
+                            "notes out of tune with each other (apart from the instrument's overall tuning)"),
+    "tone_noise": Deviation("tone_quality", 0.0, 1.0, 1.0, "0 = clean tone, 1 = breathy, unsteady",
+                            "breath noise and an unsteady level (not in a pitch contour)"),
 }
 
 # Judge attention: weight of each standardised deviation in each criterion's score (ours).
 JUDGE_WEIGHTS: dict[str, dict[str, float]] = {
-    "note_accuracy": {"wrong_notes": 0.5, "missed_notes": 0.35, "extra_notes": 0.15},
-    "rhythm_accuracy": {"onset_jitter": 0.35, "tempo_drift": 0.25, "rushed_dragged": 0.4},
-    "musicality": {"flat_dynamics": 0.3, "intonation": 0.3, "phrasing": 0.4},
-    "tone_quality": {"tone_noise": 0.6, "intonation": 0.4},
+    "note_accuracy": {"wrong_notes": 0.55, "fluffed_notes": 0.32, "extra_notes": 0.13},
+    "rhythm_accuracy": {"onset_jitter": 0.2, "rhythm_errors": 0.3, "tempo_instability": 0.2, "tempo_drift": 0.1,
+                        "hesitations": 0.1, "restarts": 0.1},
+    "musicality": {"mechanical_timing": 0.25, "vibrato": 0.15, "legato": 0.08, "flat_dynamics": 0.2,
+                   "phrasing": 0.17, "intonation": 0.15},
+    "tone_quality": {"tone_noise": 0.7, "intonation": 0.3},
 }
 # Judge noise: share of a criterion's latent variance that is not explained by the deviations (ours;
 # note accuracy is the least noisy so that it is learnable from pitch contours).
-JUDGE_NOISE = {"note_accuracy": 0.2, "rhythm_accuracy": 0.3, "musicality": 0.4, "tone_quality": 0.4}
+JUDGE_NOISE = {"note_accuracy": 0.2, "rhythm_accuracy": 0.25, "musicality": 0.4, "tone_quality": 0.4}
+
+
+@dataclass(frozen=True)
+class BandStandard:
+    """How a band's auditions differ (ours, after Seshadri & Lerch 2021, section 5.1: symphonic
+    band auditions are longer, more complex, by more skilled players, and harder to assess)."""
+
+    deviation_scale: float  # multiplies every amount above its best value: skilled players err less per note
+    extra_noise: float  # added to every criterion's judge-noise share: a stricter standard, finer distinctions
+
+
+BAND_STANDARDS = {
+    "middleschool": BandStandard(deviation_scale=1.0, extra_noise=0.0),
+    "symphonicband": BandStandard(deviation_scale=0.8, extra_noise=0.08),
+}
 HALO = 0.5  # share of the judge noise common to the criteria of one audition (ours)
 
 # Built-in rating distributions: value -> count of the usable FBA 2013-2018 technical-etude
@@ -95,7 +141,11 @@ FBA_MARGINALS: dict[str, dict[str, dict[float, int]]] = {
 # Mean pairwise correlation of the four criteria over the same rows (0.657 and 0.776).
 FBA_MEAN_CORRELATION = {"middleschool": 0.66, "symphonicband": 0.78}
 
-DEMO_YEARS = (2013, 2014, 2015)  # one etude per year and instrument, like the FBA
+# Tempo choice: each student plays at exp(x) times the marked tempo, x ~ N(0, TEMPO_SPREAD^2),
+# correlated TEMPO_SKILL with skill (weaker players slower, loosely). Not judged: rhythm accuracy
+# is heard against the student's own tempo (ours).
+TEMPO_SPREAD = 0.13
+TEMPO_SKILL = 0.35
 
 
 @dataclass(frozen=True)
@@ -110,6 +160,7 @@ class JudgeModel:
     score_sd: dict[str, float] = field(default_factory=dict)  # criterion -> sd of its weighted sum
     target_correlation: float = 0.0
     achieved_correlation: float = 0.0
+    noise_share: dict[str, float] = field(default_factory=dict)  # criterion -> judge-noise share (JUDGE_NOISE)
 
     def latent(self, amounts: pd.DataFrame, noise: np.ndarray | None = None) -> pd.DataFrame:
         """Judge latent scores (about N(0, 1)); higher = better. ``noise``: (n, 4) or (n, 5)
@@ -121,7 +172,7 @@ class JudgeModel:
             for dev, w in JUDGE_WEIGHTS[crit].items():
                 score -= w * (amounts[dev].to_numpy(dtype=float) - self.mean[dev]) / self.sd[dev]
             score /= self.score_sd[crit]
-            v = JUDGE_NOISE[crit]
+            v = self.noise_share.get(crit, JUDGE_NOISE[crit])
             if noise is not None:
                 eps = noise[:, j]
                 if noise.shape[1] > len(C.RATED_COLUMNS):
@@ -145,16 +196,22 @@ class JudgeModel:
         return pd.DataFrame(out, index=amounts.index)
 
 
-def sample_amounts(rng: np.random.Generator, n: int, *, skill_loading: float) -> pd.DataFrame:
-    """Skills and intended deviation amounts of ``n`` students (columns: skill + DEVIATIONS)."""
+def sample_amounts(rng: np.random.Generator, n: int, *, skill_loading: float,
+                   band: str = "middleschool") -> pd.DataFrame:
+    """Skills, tempo choices and intended deviation amounts of ``n`` students of a band
+    (columns: ``skill``, ``tempo_factor``, then :data:`DEVIATIONS`)."""
     from scipy.stats import norm
 
+    scale = BAND_STANDARDS[band].deviation_scale
     skill = rng.standard_normal(n)
     e = rng.standard_normal((n, len(DEVIATIONS)))
-    data = {"skill": skill}
+    tempo_e = rng.standard_normal(n)
+    log_tempo = TEMPO_SPREAD * (TEMPO_SKILL * skill + math.sqrt(1 - TEMPO_SKILL**2) * tempo_e)
+    data = {"skill": skill, "tempo_factor": np.exp(np.clip(log_tempo, -0.35, 0.3))}
     for k, (name, d) in enumerate(DEVIATIONS.items()):
-        u = skill_loading * skill + math.sqrt(1 - skill_loading**2) * e[:, k]
-        data[name] = d.lo + (d.hi - d.lo) * norm.cdf(-u) ** d.gamma
+        rho = skill_loading * d.skill_share
+        u = rho * skill + math.sqrt(1 - rho**2) * e[:, k]
+        data[name] = d.lo + scale * (d.hi - d.lo) * norm.cdf(-u) ** d.gamma
     return pd.DataFrame(data)
 
 
@@ -190,15 +247,19 @@ def calibrate_judge(band: str, *, annotations: str | Path | None = None, n_mc: i
         p = np.array([counts[crit][v] for v in vals], dtype=float)
         marginals[crit] = (tuple(float(v) for v in vals), tuple(float(x) for x in p / p.sum()))
 
+    extra = BAND_STANDARDS[band].extra_noise
+    shares = {c: min(0.9, v + extra) for c, v in JUDGE_NOISE.items()}
+
     def build(rho: float) -> tuple[JudgeModel, float]:
         rng = np.random.default_rng(12345)
-        amounts = sample_amounts(rng, n_mc, skill_loading=rho)
+        amounts = sample_amounts(rng, n_mc, skill_loading=rho, band=band)
         mean = {k: float(amounts[k].mean()) for k in DEVIATIONS}
         sd = {k: float(amounts[k].std()) or 1.0 for k in DEVIATIONS}
         ones = {c: 1.0 for c in C.RATED_COLUMNS}
-        m = JudgeModel(band, marginals, rho, mean, sd, ones)
+        m = JudgeModel(band, marginals, rho, mean, sd, ones, noise_share=shares)
         raw = m.latent(amounts)
-        m = JudgeModel(band, marginals, rho, mean, sd, {c: float(raw[c].std()) for c in C.RATED_COLUMNS})
+        m = JudgeModel(band, marginals, rho, mean, sd, {c: float(raw[c].std()) for c in C.RATED_COLUMNS},
+                       noise_share=shares)
         noise = rng.standard_normal((n_mc, len(C.RATED_COLUMNS) + 1))
         corr = m.rate(amounts, noise).corr().to_numpy()
         return m, float(corr[np.triu_indices(len(C.RATED_COLUMNS), 1)].mean())
@@ -214,7 +275,61 @@ def calibrate_judge(band: str, *, annotations: str | Path | None = None, n_mc: i
             model, got = build(mid)
             lo, hi = (mid, hi) if got < target else (lo, mid)
     model = JudgeModel(band, marginals, model.skill_loading, model.mean, model.sd, model.score_sd,
-                       target_correlation=target, achieved_correlation=got)
+                       target_correlation=target, achieved_correlation=got, noise_share=shares)
     return model
 
 
+
+
+def _latent_boxes(judge: JudgeModel, ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 4) lower and upper latent bounds of each row's ratings (NaN rating: unbounded)."""
+    from scipy.stats import norm
+
+    lo = np.full((len(ratings), len(C.RATED_COLUMNS)), -np.inf)
+    hi = np.full_like(lo, np.inf)
+    for j, crit in enumerate(C.RATED_COLUMNS):
+        values, probs = (np.asarray(x) for x in judge.marginals[crit])
+        edges = norm.ppf(np.clip(np.concatenate([[0.0], np.cumsum(probs)]), 0.0, 1.0))  # (k + 1,)
+        r = ratings[crit].to_numpy(dtype=float)
+        ok = ~np.isnan(r)
+        k = np.abs(r[ok, None] - values[None, :]).argmin(axis=1)  # nearest value on the grid
+        lo[ok, j], hi[ok, j] = edges[k], edges[k + 1]
+    return lo, hi
+
+
+def fit_amounts(judge: JudgeModel, ratings: pd.DataFrame, rng: np.random.Generator, *,
+                pool_size: int = 60_000) -> pd.DataFrame:
+    """Students whose judged ratings are the given ones: the judge inverted, with its noise.
+
+    Draws a pool of students (amounts and judge noise) from the population and gives each row a
+    pool member whose noisy latent scores fall in the row's rating cells (a draw from the
+    amounts' distribution given the ratings); where no member fits a cell exactly, the nearest
+    in latent space. Each member is used once.
+
+    Args:
+        judge: the band's judge model.
+        ratings: one row per audition, columns ``constants.RATED_COLUMNS`` (NaN = any rating).
+        rng: the random stream.
+        pool_size: students drawn per round (rounds repeat until every row has one).
+
+    Returns:
+        ``sample_amounts``' columns, one row per rating row (same order).
+    """
+    lo, hi = _latent_boxes(judge, ratings)
+    keys = [tuple(row) for row in np.round(np.nan_to_num(lo, neginf=-9.0), 6)]
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    pool = sample_amounts(rng, max(pool_size, 4 * len(ratings)), skill_loading=judge.skill_loading, band=judge.band)
+    noise = rng.standard_normal((len(pool), len(C.RATED_COLUMNS) + 1))
+    lat = judge.latent(pool, noise).to_numpy()  # (P, 4)
+    free = np.ones(len(pool), dtype=bool)
+    chosen = np.empty(len(ratings), dtype=np.int64)
+    for rows in groups.values():
+        i0 = rows[0]
+        gap = np.maximum(lo[i0] - lat, 0.0) + np.maximum(lat - hi[i0], 0.0)  # (P, 4)
+        dist = np.where(free, (gap**2).sum(axis=1), np.inf) + rng.random(len(pool)) * 1e-9  # random ties
+        pick = np.argpartition(dist, len(rows) - 1)[: len(rows)]
+        chosen[rows] = pick
+        free[pick] = False
+    return pool.iloc[chosen].reset_index(drop=True)

@@ -1,11 +1,22 @@
 """The performer: a score plus one student's deviation amounts -> the note events they play.
 
-The score becomes note events with the deviations applied: wrong notes (a semitone or two off,
-some corrected mid-note, a few octave slips), missed notes (silence), extra notes (short inserted
-notes), onset jitter, a tempo drift over the etude, rushed or dragged phrases, flat dynamics (no
-phrase arches), unstable intonation (per-note offsets and a slow wobble), misplaced breaths and
-choppy articulation (phrasing), and a noisy tone. The *realised* amounts (e.g. the fraction of
-notes actually played wrong) are what the judge hears and what ``deviations.csv`` stores.
+What a student does to the score (amounts in :data:`raympa.demo.judge.DEVIATIONS`):
+
+* *Tempo.* They pick their own tempo around the marked one (``tempo_factor``), then play it with
+  phrase-level rushing and dragging, a drift over the etude, uneven onsets and misread rhythms.
+  A musical player shapes each phrase (a slight push into its middle, easing at its end).
+* *Notes.* Errors fall where the score is hard (:func:`raympa.demo.etudes.note_difficulty`): a
+  note's chance of an error is the student's amount times its difficulty weight. Wrong notes are
+  neighbours played in tune (a quarter corrected mid-note); fluffed notes are audible: cracked and
+  sliding in from up to 2.5 semitones away, rarely a squeak or an octave slip; extra notes are
+  short neighbours squeezed in. Nothing goes silent except where players stop: hesitations before
+  hard notes, and restarts (a stop, a breath, the bar again from its start).
+* *Musicality.* Vibrato steady or erratic, notes connected or cut short, breaths in their place or
+  in the middle of a phrase, phrase arches in the dynamics, intonation between notes (apart from
+  the instrument's overall tuning, which the student brings and the judge does not count).
+
+The *realised* amounts (e.g. the fraction of played notes actually wrong) are what the judge
+hears and what ``deviations.csv`` stores.
 """
 
 from __future__ import annotations
@@ -17,8 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from raympa import constants as C
-from raympa.demo.etudes import Etude
+from raympa.demo.etudes import Etude, note_difficulty
 from raympa.demo.synthesis import NoteEvents
+
+TUNING_CENTS = 25.0  # a student's overall tuning offset is uniform in +-25 cents (ours; not judged)
+SLIP_SHARE = 0.08  # share of fluffs that jump to another partial: squeak or octave slip (ours)
+SLIP_SEMITONES = {"Bb Clarinet": 19.0, "Alto Saxophone": 12.0, "Flute": 12.0}  # a twelfth / an octave up
 
 
 @dataclass(frozen=True)
@@ -37,161 +52,243 @@ class Audition:
 
 
 @dataclass(frozen=True)
-class _Timing:
-    """Where the notes fall: onsets and written lengths in seconds, and the tempo deviations."""
+class _Plan:
+    """The notes in the order played (restarts repeat a passage) and the pauses before them."""
 
-    onset: np.ndarray  # (n,) s
-    ioi: np.ndarray  # (n,) s, nominal inter-onset interval at the performed tempo
-    dur: np.ndarray  # (n,) s, written length at the performed tempo
-    jitter: np.ndarray  # (n,) s, onset errors
+    order: np.ndarray  # (m,) int, score index of each played note
+    pause: np.ndarray  # (m,) s of silence before each played note
+    restart: np.ndarray  # (m,) bool, the note a restart resumes from
+    n_hesitations: int
+
+
+def _plan(etude: Etude, a: dict[str, float], rng: np.random.Generator, weight: np.ndarray) -> _Plan:
+    """Hesitations before hard notes, and restarts from the start of the bar."""
+    n = len(etude.pitch)
+    hes = rng.random(n) < np.minimum(0.5, float(a["hesitations"]) * weight)
+    hes[0] = False
+    k = min(int(rng.poisson(float(a["restarts"]))), 3)
+    stops = np.sort(rng.choice(np.arange(4, n), size=min(k, max(n - 4, 0)), replace=False,
+                               p=weight[4:] / weight[4:].sum())) if n > 4 and k else np.array([], int)
+    order: list[int] = []
+    restart: list[bool] = []
+    begin, resumed = 0, False
+    for stop in stops:
+        bar = math.floor(etude.start[stop] / 4.0) * 4.0  # 4/4 bars
+        back = int(np.searchsorted(etude.start, bar))
+        if back >= stop:
+            back = int(np.searchsorted(etude.start, max(bar - 4.0, 0.0)))
+        if stop <= begin or back >= stop:
+            continue
+        order.extend(range(begin, stop))
+        restart.extend([resumed] + [False] * (stop - begin - 1))
+        begin, resumed = back, True
+    order.extend(range(begin, n))
+    restart.extend([resumed] + [False] * (n - begin - 1))
+    order_a = np.asarray(order, dtype=np.int64)
+    restart_a = np.asarray(restart, dtype=bool)
+    pause = np.where(hes[order_a] & ~restart_a, rng.uniform(0.15, 0.5, len(order_a)), 0.0)
+    pause[restart_a] = rng.uniform(0.6, 1.2, int(restart_a.sum()))  # stop and breathe
+    return _Plan(order_a, pause, restart_a, int((pause > 0).sum() - restart_a.sum()))
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """Where the played notes fall, in seconds, and the timing deviations realised."""
+
+    onset: np.ndarray  # (m,) s
+    ioi: np.ndarray  # (m,) s, the note's inter-onset interval at the performed tempo
+    dur: np.ndarray  # (m,) s, written length at the performed tempo
+    jitter: np.ndarray  # (m,) s, onset errors
+    misread: np.ndarray  # (m,) bool, a misread rhythm
     drift: float  # signed relative tempo change, start to end
     phrase_log_tempo: np.ndarray  # (n_phrases,) log tempo factor of each phrase
 
 
-def _timing(etude: Etude, a: dict[str, float], rng: np.random.Generator, lead_in_s: float) -> _Timing:
-    """Beat -> seconds through a drifting tempo and per-phrase tempo factors, plus onset jitter."""
-    n = len(etude.pitch)
+def _timing(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _Plan, weight: np.ndarray,
+            lead_in_s: float) -> _Timing:
+    """Beat -> seconds: the student's tempo, phrase factors, drift, phrase shaping, onset errors."""
     n_phr = int(etude.phrase.max()) + 1
     drift = float(a["tempo_drift"]) * (1 if rng.random() < 0.5 else -1)
-    phr_log = rng.standard_normal(n_phr) * float(a["rushed_dragged"])
+    phr_log = rng.standard_normal(n_phr) * float(a["tempo_instability"])
     phr_log -= phr_log.mean() if n_phr > 1 else 0.0
-    spb = 60.0 / etude.tempo_bpm  # s per beat at the nominal tempo
+    spb = 60.0 / (etude.tempo_bpm * float(a.get("tempo_factor", 1.0)))  # s per beat at the chosen tempo
     position = etude.start / max(etude.n_beats, 1e-9)  # (n,) 0..1 through the etude
-    factor = (1.0 + drift * position) * np.exp(phr_log[etude.phrase])  # (n,) tempo factor
-    ioi_beats = np.diff(np.append(etude.start, etude.n_beats))  # (n,) inter-onset beats
-    ioi = ioi_beats * spb / factor  # (n,) s
-    onset = lead_in_s + np.concatenate([[0.0], np.cumsum(ioi)[:-1]])
-    jitter = rng.standard_normal(n) * float(a["onset_jitter"])
-    jitter = np.clip(jitter, -0.4 * ioi, 0.4 * ioi)
-    return _Timing(onset + jitter, ioi, etude.dur * spb / factor, jitter, drift, phr_log)
+    in_phrase = _phrase_position(etude)
+    shape = 1.0 + (1.0 - float(a["mechanical_timing"])) * (0.05 * np.sin(np.pi * in_phrase) - 0.12 * in_phrase**6)
+    factor = (1.0 + drift * position) * np.exp(phr_log[etude.phrase]) * shape  # (n,) tempo factor
+    ioi_score = np.diff(np.append(etude.start, etude.n_beats)) * spb / factor  # (n,) s
+    o = plan.order
+    ioi = ioi_score[o]
+    gaps = np.concatenate([[0.0], ioi[:-1]]) + plan.pause
+    onset = lead_in_s + np.cumsum(gaps)
+    jitter = np.clip(rng.standard_normal(len(o)) * float(a["onset_jitter"]), -0.4 * ioi, 0.4 * ioi)
+    misread = rng.random(len(o)) < np.minimum(0.8, float(a["rhythm_errors"]) * weight[o])
+    misread[0] = False
+    sign = np.where(rng.random(len(o)) < 0.5, -1.0, 1.0)
+    prev_ioi = np.concatenate([[np.inf], ioi[:-1]])
+    shift = sign * rng.uniform(0.25, 0.5, len(o)) * np.minimum(ioi, prev_ioi)
+    onset = onset + jitter + np.where(misread, shift, 0.0)
+    return _Timing(onset, ioi, etude.dur[o] * spb / factor[o], jitter, misread, drift, phr_log)
 
 
-def _phrasing(etude: Etude, a: dict[str, float], rng: np.random.Generator,
-              t: _Timing) -> tuple[np.ndarray, np.ndarray]:
-    """Sounding lengths (s) with breaths at phrase ends, or misplaced into the next phrase.
-
-    Returns ``(sound, misplaced)``: (n,) sounding seconds and one flag per phrase boundary.
-    """
-    n = len(etude.pitch)
-    onset = t.onset
-    last_of_phrase = np.append(etude.phrase[1:] != etude.phrase[:-1], True)
-    boundaries = np.flatnonzero(last_of_phrase[:-1])
-    misplaced = rng.random(len(boundaries)) < float(a["phrasing"])
-    fill = 0.93 - 0.35 * float(a["phrasing"]) * rng.random(n)  # (n,) share of the written length sounded
-    sound = t.dur * fill
-    # a note followed by a rest keeps a breath; the last note before a misplaced breath is held over
-    for b, mis in zip(boundaries, misplaced):
-        if mis:
-            sound[b] = max(sound[b], (onset[b + 1] - onset[b]) * 0.98)  # no breath where it belongs
-            later = np.flatnonzero(etude.phrase == etude.phrase[b + 1])
-            if len(later) > 2:
-                k = int(later[rng.integers(1, len(later) - 1)])
-                sound[k] = max(0.05, min(sound[k], onset[k + 1] - onset[k] - 0.22) if k + 1 < n else sound[k])
-    return sound, misplaced
-
-
-def _dynamics(etude: Etude, flat: float, rng: np.random.Generator) -> np.ndarray:
-    """(n,) linear amplitudes: an arch per phrase (crescendo to its middle), flattened by ``flat``."""
-    n = len(etude.pitch)
-    in_phrase = np.zeros(n)
+def _phrase_position(etude: Etude) -> np.ndarray:
+    """(n,) 0..1: where each note sits in its phrase."""
+    pos = np.full(len(etude.pitch), 0.5)
     for p in range(int(etude.phrase.max()) + 1):
         idx = np.flatnonzero(etude.phrase == p)
-        in_phrase[idx] = np.linspace(0.0, 1.0, len(idx)) if len(idx) > 1 else 0.5
-    level_db = (1.0 - flat) * (10.0 * np.sin(np.pi * in_phrase) - 5.0) + rng.normal(0, 1.0, n)
-    return 10 ** (level_db / 20)
+        if len(idx) > 1:
+            pos[idx] = np.linspace(0.0, 1.0, len(idx))
+    return pos
 
 
-def _note_errors(pitch: np.ndarray, a: dict[str, float], rng: np.random.Generator,
-                 pitch_range: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """Missed and wrong notes: ``(missed, wrong, played, corrected, offset)``, all (n,)."""
-    n = len(pitch)
-    missed = rng.random(n) < float(a["missed_notes"])
-    missed[0] = False  # the audition starts
-    wrong = (rng.random(n) < float(a["wrong_notes"])) & ~missed
-    offset = rng.choice([-2, -1, 1, 2], size=n).astype(float)
-    octave_slip = rng.random(n) < 0.1
-    offset[octave_slip] = 12.0 * np.sign(offset[octave_slip])
-    corrected = rng.random(n) < 0.3
-    offset = np.clip(pitch + offset, *pitch_range) - pitch
-    offset[offset == 0] = np.where(pitch[offset == 0] > pitch_range[0], -1.0, 1.0)  # wrong stays wrong
-    played = pitch + np.where(wrong & ~corrected, offset, 0.0)
-    played = np.where(wrong & corrected, pitch + offset, played)
-    return missed, wrong, played, corrected, offset
+def _articulation(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _Plan,
+                  t: _Timing) -> tuple[np.ndarray, float]:
+    """Sounding lengths (s): legato or choppy, breaths where they belong or misplaced.
+
+    Returns ``(sound, misplaced_share)``: (m,) seconds and the share of phrase ends breathed wrong.
+    """
+    o, m = plan.order, len(plan.order)
+    sound = t.dur * (0.97 - float(a["legato"]) * rng.uniform(0.12, 0.24, m))
+    phrase = etude.phrase[o]
+    follows = np.append(o[1:] == o[:-1] + 1, False)
+    boundaries = np.flatnonzero((np.append(phrase[1:] != phrase[:-1], False)) & follows)
+    misplaced = rng.random(len(boundaries)) < float(a["phrasing"])
+    for b, mis in zip(boundaries, misplaced):
+        if not mis:
+            continue
+        sound[b] = max(sound[b], (t.onset[b + 1] - t.onset[b]) * 0.98)  # no breath where it belongs
+        end = b + 1
+        while end + 1 < m and phrase[end + 1] == phrase[b + 1] and follows[end]:
+            end += 1
+        if end - b > 2:  # the breath taken in the middle of the next phrase instead
+            k = int(rng.integers(b + 2, end))
+            sound[k] = max(0.05, min(sound[k], t.onset[k + 1] - t.onset[k] - 0.22))
+    return sound, float(np.mean(misplaced)) if len(misplaced) else 0.0
 
 
-def perform(etude: Etude, amounts: dict[str, float], rng: np.random.Generator, *, lead_in_s: float = 0.6,
-            pitch_range: tuple[int, int] = (0, 127)) -> tuple[NoteEvents, dict[str, float], dict[str, float]]:
+def _notes(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _Plan, sound: np.ndarray,
+           weight: np.ndarray, instrument: str, pitch_range: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Pitches of the played notes: wrong notes, fluffs (cracks, squeaks, slips), intonation."""
+    o, m = plan.order, len(plan.order)
+    target = etude.pitch[o].astype(float)
+    wrong = rng.random(m) < np.minimum(0.8, float(a["wrong_notes"]) * weight[o])
+    fluff = (rng.random(m) < np.minimum(0.8, float(a["fluffed_notes"]) * weight[o])) & ~wrong
+    offset = rng.choice([-2.0, -1.0, 1.0, 2.0], size=m, p=[0.2, 0.3, 0.3, 0.2])
+    offset = np.clip(target + offset, *pitch_range) - target
+    offset[offset == 0] = np.where(target[offset == 0] > pitch_range[0], -1.0, 1.0)  # wrong stays wrong
+    corrected = wrong & (rng.random(m) < 0.25)
+    slip = fluff & (rng.random(m) < SLIP_SHARE)
+    slip_up = np.clip(target + SLIP_SEMITONES[instrument], None, pitch_range[1] + 12) - target
+    held_slip = slip & (rng.random(m) < 0.5) & (instrument != "Bb Clarinet")
+    tuning = rng.uniform(-TUNING_CENTS, TUNING_CENTS)
+    cents = rng.standard_normal(m) * float(a["intonation"]) * math.sqrt(0.75)
+    played = target + np.where(wrong, offset, 0.0) + np.where(slip, slip_up, 0.0)
+    bend_at = np.full(m, np.inf)
+    bend_at[corrected] = rng.uniform(0.3, 0.6, int(corrected.sum())) * sound[corrected]
+    quick = slip & ~held_slip
+    bend_at[quick] = np.minimum(0.12, 0.5 * sound[quick])
+    crack = fluff & ~slip
+    scoop = np.full(m, -25.0)
+    scoop[crack] = rng.choice([-1.0, 1.0], int(crack.sum())) * rng.uniform(70.0, 250.0, int(crack.sum()))
+    scoop_s = np.where(crack, rng.uniform(0.03, 0.08, m), 0.025)
+    shift = (tuning + cents) / 100.0
+    return {"midi": played + shift, "bend_to": target + shift, "bend_at": bend_at, "scoop_cents": scoop,
+            "scoop_s": scoop_s, "wrong": wrong, "fluff": fluff, "cents": cents}
+
+
+def perform(etude: Etude, amounts: dict[str, float], rng: np.random.Generator, *, instrument: str,
+            pitch_range: tuple[int, int], register: tuple[int, int],
+            ) -> tuple[NoteEvents, dict[str, float], dict[str, float]]:
     """Apply one student's deviations to an etude.
 
     Args:
         etude: the score.
-        amounts: intended amount of each deviation in :data:`raympa.demo.judge.DEVIATIONS`.
+        amounts: intended amount of each deviation in :data:`raympa.demo.judge.DEVIATIONS`, and
+            ``tempo_factor`` (the student's tempo over the marked one; default 1).
         rng: the student's random stream.
-        lead_in_s: silence before the first note.
+        instrument: one of ``constants.INSTRUMENTS`` (which partial a squeak or slip jumps to).
         pitch_range: (low, high) MIDI the instrument can play; wrong notes stay inside it.
+        register: (low, high) comfortable MIDI register; notes outside it are harder.
 
     Returns:
         ``(events, realised, extras)``: the note events to render, the realised amount of every
-        deviation (what a judge hears), and rendering extras (``total_s``, ``wobble_cents``).
+        deviation (what a judge hears), and rendering extras (``total_s``, ``wobble_cents``,
+        ``vibrato_scale``, ``n_played``).
     """
-    n = len(etude.pitch)
     a = amounts
-    t = _timing(etude, a, rng, lead_in_s)
-    sound, misplaced = _phrasing(etude, a, rng, t)
+    weight = np.exp(note_difficulty(etude, register=register))
+    weight /= weight.mean()  # (n,) error propensity of each note, mean 1
+    plan = _plan(etude, a, rng, weight)
+    t = _timing(etude, a, rng, plan, weight, lead_in_s=float(rng.uniform(0.3, 1.2)))
+    sound, misplaced = _articulation(etude, a, rng, plan, t)
     flat = float(a["flat_dynamics"])
-    amp = _dynamics(etude, flat, rng)
-    # intonation: a per-note offset; the within-note wobble is half the amount
-    inton = float(a["intonation"])
-    cents = rng.standard_normal(n) * inton * math.sqrt(0.75)
-    wobble = inton * 0.5
-    pitch = etude.pitch.astype(float)
-    missed, wrong, played, corrected, offset = _note_errors(pitch, a, rng, pitch_range)
-    bend_at = np.full(n, np.inf)
-    bend_at[wrong & corrected] = 0.45 * sound[wrong & corrected]
-    keep = ~missed
-    ev = {"on": list(t.onset[keep]), "dur": list(sound[keep]), "midi": list(played[keep] + cents[keep] / 100.0),
-          "amp": list(amp[keep]), "bend_at": list(bend_at[keep]), "bend_to": list(pitch[keep] + cents[keep] / 100.0)}
-    n_extra = _extra_notes(ev, t, pitch, amp, keep, float(a["extra_notes"]), rng, pitch_range)
-    order = np.argsort(ev["on"], kind="stable")
-    on = np.asarray(ev["on"])[order]
-    du = np.asarray(ev["dur"])[order]
-    du = np.minimum(du, np.append(np.diff(on), np.inf))  # monophonic: a note ends where the next starts
-    events = NoteEvents(on, du, np.asarray(ev["midi"])[order], np.asarray(ev["amp"])[order],
-                        np.asarray(ev["bend_at"])[order], np.asarray(ev["bend_to"])[order])
+    in_phrase = _phrase_position(etude)[plan.order]
+    level_db = (1.0 - flat) * (10.0 * np.sin(np.pi * in_phrase) - 5.0) + rng.normal(0, 1.0, len(plan.order))
+    amp = 10 ** (level_db / 20)
+    notes = _notes(etude, a, rng, plan, sound, weight, instrument, pitch_range)
+    amp = np.where(notes["fluff"], 0.7 * amp, amp)
+    vib = float(a["vibrato"])
+    m = len(plan.order)
+    vib_depth = np.maximum(0.0, 1.0 + vib * rng.normal(0.0, 0.6, m)) * (rng.random(m) > 0.4 * vib)
+    vib_rate = np.exp(vib * rng.normal(0.0, 0.2, m))
+    ev = {"on": t.onset, "dur": sound, "midi": notes["midi"], "amp": amp, "bend_at": notes["bend_at"],
+          "bend_to": notes["bend_to"], "vibrato": vib_depth, "vibrato_rate": vib_rate,
+          "scoop_cents": notes["scoop_cents"], "scoop_s": notes["scoop_s"]}
+    n_extra = _extra_notes(ev, t, etude.pitch[plan.order].astype(float), weight[plan.order],
+                           float(a["extra_notes"]), rng, pitch_range)
+    events = _events(ev)
+    wobble = 0.5 * float(a["intonation"]) + 5.0 * vib
     realised = {
-        "wrong_notes": float(np.mean(wrong)),
-        "missed_notes": float(np.mean(missed)),
-        "extra_notes": n_extra / n,
+        "wrong_notes": float(np.mean(notes["wrong"])),
+        "fluffed_notes": float(np.mean(notes["fluff"])),
+        "extra_notes": n_extra / m,
         "onset_jitter": float(np.std(t.jitter)),
+        "rhythm_errors": float(np.mean(t.misread)),
+        "tempo_instability": float(np.std(t.phrase_log_tempo)) if len(t.phrase_log_tempo) > 1 else 0.0,
         "tempo_drift": abs(t.drift),
-        "rushed_dragged": float(np.std(t.phrase_log_tempo)) if len(t.phrase_log_tempo) > 1 else 0.0,
+        "hesitations": plan.n_hesitations / len(etude.pitch),
+        "restarts": float(plan.restart.sum()),
+        "mechanical_timing": float(a["mechanical_timing"]),
+        "vibrato": vib,
+        "legato": float(a["legato"]),
         "flat_dynamics": flat,
-        "intonation": float(math.sqrt(np.mean(cents**2) + wobble**2)),
-        "phrasing": float(np.mean(misplaced)) if len(misplaced) else 0.0,
+        "phrasing": misplaced,
+        "intonation": float(math.sqrt(np.mean(notes["cents"] ** 2) + (0.5 * float(a["intonation"])) ** 2)),
         "tone_noise": float(a["tone_noise"]),
     }
-    total_s = float(on[-1] + du[-1] + 0.8)
-    return events, realised, {"total_s": total_s, "wobble_cents": wobble}
+    total_s = float(events.onset[-1] + events.dur[-1] + rng.uniform(0.4, 1.2))
+    return events, realised, {"total_s": total_s, "wobble_cents": wobble, "n_played": float(m)}
 
 
-def _extra_notes(ev: dict[str, list], t: _Timing, pitch: np.ndarray, amp: np.ndarray, keep: np.ndarray,
-                 rate: float, rng: np.random.Generator, pitch_range: tuple[int, int]) -> int:
-    """Append short neighbour notes squeezed in just before a note (taken from the previous one)."""
-    extra = rng.random(len(pitch)) < rate
+def _extra_notes(ev: dict[str, np.ndarray], t: _Timing, pitch: np.ndarray, weight: np.ndarray, rate: float,
+                 rng: np.random.Generator, pitch_range: tuple[int, int]) -> int:
+    """Squeeze short neighbour notes in before hard notes (their time taken from the previous note)."""
+    extra = rng.random(len(pitch)) < np.minimum(0.5, rate * weight)
     extra[0] = False
-    n_extra = 0
-    for i in np.flatnonzero(extra & keep):
+    added: dict[str, list] = {k: [] for k in ev}
+    for i in np.flatnonzero(extra):
         length = min(0.09, 0.3 * t.ioi[i - 1])
         if length < 0.03:
             continue
-        ev["on"].append(t.onset[i] - length)
-        ev["dur"].append(length * 0.95)
-        ev["midi"].append(float(np.clip(pitch[i] + float(rng.choice([-2, -1, 1, 2])), *pitch_range)))
-        ev["amp"].append(amp[i] * 0.8)
-        ev["bend_at"].append(np.inf)
-        ev["bend_to"].append(0.0)
-        n_extra += 1
-    return n_extra
+        row = {"on": t.onset[i] - length, "dur": length * 0.95,
+               "midi": float(np.clip(pitch[i] + float(rng.choice([-2, -1, 1, 2])), *pitch_range)),
+               "amp": ev["amp"][i] * 0.8, "bend_at": np.inf, "bend_to": 0.0, "vibrato": 0.0,
+               "vibrato_rate": 1.0, "scoop_cents": -25.0, "scoop_s": 0.025}
+        for k in ev:
+            added[k].append(row[k])
+    for k in ev:
+        ev[k] = np.concatenate([np.asarray(ev[k], dtype=float), np.asarray(added[k], dtype=float)])
+    return len(added["on"])
+
+
+def _events(ev: dict[str, np.ndarray]) -> NoteEvents:
+    """Note events in onset order, monophonic (a note ends where the next starts)."""
+    order = np.argsort(ev["on"], kind="stable")
+    on = ev["on"][order]
+    du = np.minimum(ev["dur"][order], np.append(np.diff(on), np.inf))
+    return NoteEvents(on, du, ev["midi"][order], ev["amp"][order], ev["bend_at"][order], ev["bend_to"][order],
+                      vibrato=ev["vibrato"][order], vibrato_rate=ev["vibrato_rate"][order],
+                      scoop_cents=ev["scoop_cents"][order], scoop_s=ev["scoop_s"][order])
 
 
 def render_audition(job: Audition) -> str:

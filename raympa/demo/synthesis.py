@@ -52,10 +52,14 @@ class NoteEvents:
     amp: np.ndarray  # (n,) linear amplitude
     bend_at: np.ndarray  # (n,) s into the note where its pitch changes (a corrected wrong note); inf = never
     bend_to: np.ndarray  # (n,) float MIDI after bend_at
+    vibrato: np.ndarray | None = None  # (n,) multiplies the timbre's vibrato depth; None = 1
+    vibrato_rate: np.ndarray | None = None  # (n,) multiplies the timbre's vibrato rate; None = 1
+    scoop_cents: np.ndarray | None = None  # (n,) pitch offset at the onset, decaying; None = -25 cents
+    scoop_s: np.ndarray | None = None  # (n,) time constant of that decay; None = 25 ms
 
 
 def _synth_py(onset, dur, midi, amp, bend_at, bend_to, vib_phase, n, sr, harmonics, max_ratio,
-              vib_cents, vib_hz, attack_s, release_s, wob_knots, wob_rate, wob_cents,
+              vib_cents, vib_hz, scoop_cents, scoop_s, attack_s, release_s, wob_knots, wob_rate, wob_cents,
               trem_knots, trem_rate, trem_depth, noise, breath_gain, bq, floor_noise, floor_alpha):
     """Per-sample synthesis loop (compiled with numba by :func:`_kernel`; plain Python is far too slow).
 
@@ -77,10 +81,10 @@ def _synth_py(onset, dur, midi, amp, bend_at, bend_to, vib_phase, n, sr, harmoni
         rel = max(2, min(int(release_s * sr), (s1 - s0) // 4))
         for i in range(s0, s1):
             t = (i - s0) / sr  # s into the note
-            cents = -25.0 * np.exp(-t / 0.025)  # a small scoop up into the note
-            if vib_cents > 0.0:
+            cents = scoop_cents[j] * np.exp(-t / scoop_s[j])  # a scoop into the note (a fluff: a large one)
+            if vib_cents[j] > 0.0:
                 ramp = min(max((t - 0.15) / 0.2, 0.0), 1.0)  # vibrato starts after 150 ms
-                cents += vib_cents * ramp * np.sin(two_pi * vib_hz * t + vib_phase[j])
+                cents += vib_cents[j] * ramp * np.sin(two_pi * vib_hz[j] * t + vib_phase[j])
             if wob_cents > 0.0:
                 x = i / sr * wob_rate
                 k = min(int(x), n_wob - 2)
@@ -141,6 +145,13 @@ def _kernel():
     return _KERNEL
 
 
+def _per_note(values: np.ndarray | None, n_notes: int, default: float) -> np.ndarray:
+    """(n_notes,) float64: ``values``, or ``default`` for every note."""
+    if values is None:
+        return np.full(n_notes, default, dtype=np.float64)
+    return np.asarray(values, dtype=np.float64)
+
+
 def midi_to_hz(midi: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 
@@ -196,7 +207,9 @@ def render(
         np.asarray(events.midi, np.float64), np.asarray(events.amp, np.float64),
         np.asarray(events.bend_at, np.float64), np.asarray(events.bend_to, np.float64), vib_phase,
         n, float(sr), np.asarray(timbre.harmonics, np.float64), 0.45,
-        timbre.vibrato_cents * vibrato_scale, timbre.vibrato_hz, timbre.attack_s, timbre.release_s,
+        timbre.vibrato_cents * vibrato_scale * _per_note(events.vibrato, n_notes, 1.0),
+        timbre.vibrato_hz * _per_note(events.vibrato_rate, n_notes, 1.0),
+        _per_note(events.scoop_cents, n_notes, -25.0), _per_note(events.scoop_s, n_notes, 0.025), timbre.attack_s, timbre.release_s,
         wob, wob_rate, float(wobble_cents), trem, trem_rate, 0.25 * float(tone_noise),
         noise, float(breath_gain), bq, floor_noise, float(floor_alpha),
     )

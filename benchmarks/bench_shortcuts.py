@@ -1,0 +1,180 @@
+"""Shortcuts in the simulated auditions: how much of each rating global contour statistics explain.
+
+For each band: render ``raympa demo-data --n N --seed S``, extract the pitch contours, and write,
+per criterion, the 5-fold cross-validated R² of a linear model (ridge on standardised features)
+and of gradient boosting on global contour statistics (:data:`FEATURES`), beside the
+simulator's ceiling (``raympa.demo.ceiling``: ratings from the true deviation amounts) and
+PCConvNet's test R² (``raympa.train.fit``, ``raympa train``'s defaults unless ``--epochs``).
+Goals (at 600 auditions): global statistics <= 0.15 on every criterion; ceiling >= 0.5 on note
+and rhythm accuracy and >= 0.4 on musicality; PCConvNet >= 0.25 on note accuracy.
+
+    python benchmarks/bench_shortcuts.py --n 600 --seed 7 --train-seeds 0,1,2
+    python benchmarks/bench_shortcuts.py --n 120 --train-seeds ''     # statistics only, quick
+    python benchmarks/bench_shortcuts.py --smoke-test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raympa import constants as C
+from raympa.contours import extract, load_contours
+from raympa.demo import ceiling, make_demo
+from raympa.ratings import read_ratings
+
+ROOT = Path(__file__).resolve().parents[1]
+JUMP_SEMITONES = 0.5  # a frame-to-frame change above this counts as a jump
+FEATURES = ("seconds", "voiced_fraction", "pitch_mean", "pitch_sd", "jump_rate", "jumps_per_s",
+            "semitone_distance", "segments", "segments_per_s", "segment_mean_s", "segment_sd_s",
+            "longest_gap_s")
+
+
+def global_statistics(midi: np.ndarray) -> dict[str, float]:
+    """Global statistics of one contour (MIDI per frame, 0 = unvoiced)."""
+    voiced = midi > 0
+    v = midi[voiced].astype(float)
+    seconds = len(midi) / C.FRAME_RATE
+    both = voiced[1:] & voiced[:-1]
+    steps = np.abs(np.diff(midi.astype(float)))[both]
+    edges = np.diff(np.concatenate([[0], voiced.astype(int), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    seg = (stops - starts) / C.FRAME_RATE
+    gap_edges = np.diff(np.concatenate([[0], (~voiced).astype(int), [0]]))
+    gaps = (np.flatnonzero(gap_edges == -1) - np.flatnonzero(gap_edges == 1)) / C.FRAME_RATE
+    jumps = float((steps > JUMP_SEMITONES).sum())
+    return {
+        "seconds": seconds,
+        "voiced_fraction": float(voiced.mean()) if len(midi) else 0.0,
+        "pitch_mean": float(v.mean()) if len(v) else 0.0,
+        "pitch_sd": float(v.std()) if len(v) else 0.0,
+        "jump_rate": jumps / max(len(steps), 1),
+        "jumps_per_s": jumps / max(seconds, 1e-9),
+        "semitone_distance": float(np.abs(v - np.round(v)).mean()) if len(v) else 0.0,
+        "segments": float(len(seg)),
+        "segments_per_s": len(seg) / max(seconds, 1e-9),
+        "segment_mean_s": float(seg.mean()) if len(seg) else 0.0,
+        "segment_sd_s": float(seg.std()) if len(seg) else 0.0,
+        "longest_gap_s": float(gaps[1:-1].max()) if len(gaps) > 2 else 0.0,  # inner gaps: not lead-in or tail
+    }
+
+
+def shortcut_r2(features: pd.DataFrame, ratings: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Cross-validated R² per criterion: linear on (length, voiced fraction), linear and boosting on all."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cv = KFold(folds, shuffle=True, random_state=seed)
+    rows = []
+    for crit in C.RATED_COLUMNS:
+        y = ratings[crit].to_numpy()
+
+        def score(model, cols: list[str]) -> float:
+            return round(float(cross_val_score(model, features[cols].to_numpy(), y, cv=cv, scoring="r2").mean()), 3)
+
+        lin = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        gbm = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_depth=3, random_state=seed)
+        rows.append({"criterion": crit, "linear_length_voiced": score(lin, ["seconds", "voiced_fraction"]),
+                     "linear_global": score(lin, list(FEATURES)), "boosting_global": score(gbm, list(FEATURES))})
+    return pd.DataFrame(rows)
+
+
+def pcconvnet_r2(folder: Path, contours: Path, *, seeds: list[int], epochs: int | None) -> dict[str, float]:
+    """PCConvNet's test R² on note accuracy (full-length), one value per seed."""
+    from raympa.train import TrainConfig, fit, load_training_data
+
+    data = load_training_data(folder, contours)
+    out = {}
+    for s in seeds:
+        kw = {"epochs": epochs} if epochs else {}
+        res = fit(TrainConfig(model="pcconvnet", criterion="note_accuracy", seed=s, **kw), data)
+        out[f"seed {s}"] = float(res.metrics["test_r2_full"])
+    return out
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
+            for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def run_band(work: Path, band: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], float]:
+    folder = work / f"{band}_n{args.n}_s{args.seed}"
+    t0 = time.perf_counter()
+    if not (folder / "ratings.csv").is_file():
+        make_demo(folder, n=args.n, seed=args.seed, band=band, duration_s=args.duration, jobs=args.jobs)
+    contours = folder / "contours"
+    if not contours.exists():
+        extract(read_ratings(folder), contours, num_workers=args.jobs, use_cache=False)
+    seconds = time.perf_counter() - t0
+    table = load_contours(contours)
+    feats = pd.DataFrame([global_statistics(np.asarray(m)) for m in table["midi"]])
+    feats["recording_id"] = table["recording_id"].astype(str).to_numpy()
+    ratings = pd.read_csv(folder / "ratings.csv", dtype={"recording_id": str})
+    df = ratings.merge(feats, on="recording_id", validate="one_to_one")
+    res = shortcut_r2(df[list(FEATURES)], df[list(C.RATED_COLUMNS)])
+    ceil = ceiling(folder)
+    res["ceiling_linear"] = ceil["r2_linear"].to_numpy()
+    res["ceiling_boosting"] = ceil["r2_boosting"].to_numpy()
+    seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
+    pcc = pcconvnet_r2(folder, contours, seeds=seeds, epochs=args.epochs) if seeds else {}
+    return res, pcc, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=600)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--bands", default="middleschool,symphonicband")
+    p.add_argument("--duration", type=float, default=None, help="etude seconds (default: the band's)")
+    p.add_argument("--train-seeds", default="0,1,2", help="PCConvNet seeds ('' = none)")
+    p.add_argument("--epochs", type=int, default=None, help="PCConvNet epochs (default: raympa train's)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--work", default=None, help="keep the rendered folders here (default: a temp folder)")
+    p.add_argument("--smoke-test", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "shortcuts.md"))
+    args = p.parse_args(argv)
+    if args.smoke_test:
+        args.n, args.duration, args.train_seeds, args.bands = 30, 6.0, "", "middleschool"
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # this benchmark's own local Ray instance
+    cmd = "python benchmarks/bench_shortcuts.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = ["# Shortcuts: global contour statistics against the simulator's ceiling", "",
+             f"Command: `{cmd.strip()}`", "",
+             f"Data: `raympa demo-data --n {args.n} --seed {args.seed}` per band, contours by `raympa extract`; "
+             "5-fold cross-validated R² (linear = ridge on standardised features; boosting = histogram gradient "
+             f"boosting, depth 3). Global statistics: {', '.join(FEATURES)}. Ceiling: ratings from the true "
+             "deviation amounts (`raympa.demo.ceiling`). PCConvNet: test R² on note accuracy, full-length, "
+             f"epochs {args.epochs or 'default'}.", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        for band in [b.strip() for b in args.bands.split(",") if b.strip()]:
+            res, pcc, seconds = run_band(work, band, args)
+            lines += [f"## {band}", "", _markdown(res), ""]
+            worst = res[["linear_global", "boosting_global"]].max().max()
+            lines.append(f"Largest global-statistics R²: **{worst:.3f}** (goal <= 0.15). "
+                         f"Rendering + extraction: {seconds:.0f} s.")
+            if pcc:
+                lines.append(f"PCConvNet note accuracy test R²: {', '.join(f'{k}: {v:.3f}' for k, v in pcc.items())}; "
+                             f"mean **{np.mean(list(pcc.values())):.3f}** (goal >= 0.25).")
+            lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if not args.smoke_test:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
