@@ -111,3 +111,30 @@ def test_auto_chunk_frames_follows_the_data():
     assert MIN_FRAMES <= chunk < C.CHUNK_FRAMES
     assert np.mean(short >= chunk) >= 0.9
     assert auto_chunk_frames(np.array([50, 60])) == MIN_FRAMES
+
+
+def _peer_data(n: int = 40):
+    import pandas as pd
+
+    from raympa import references as R
+    from raympa.dataset import synthetic_set
+
+    data = synthetic_set(n, seed=0, n_frames=(500, 1200))  # 3-7 s recordings
+    table = pd.DataFrame({"recording_id": data.recording_id, "split": data.split, "piece_id": "p",
+                          "note_accuracy": data.ratings["note_accuracy"]})
+    return data, R.attach(data, R.build_references("peers", table, data, criterion="note_accuracy", peers=2))
+
+
+@pytest.mark.parametrize("name", ["si-contrastive", pytest.param("joint-embed-jl", marks=pytest.mark.slow)])
+def test_training_with_references_and_batched_seeds(name):
+    from raympa.train import fit_members
+
+    plain, data = _peer_data()
+    cfgs = [TrainConfig(model=name, reference="peers", seed=s, epochs=2, encoder_epochs=1, chunk_frames=400,
+                        min_steps_per_epoch=0, batch_size=8) for s in (0, 1)]
+    results = fit_members(cfgs, data)
+    assert all(np.isfinite(r.metrics["val_r2_full"]) for r in results)
+    assert results[0].latents["z"].shape[1] == C.LATENT_DIM
+    assert results[0].checkpoint["train_config"]["reference"] == "peers"  # predict knows what it needs
+    with pytest.raises(ValueError, match="reference"):
+        fit_members(cfgs[:1], plain)  # the same model on contours without references
