@@ -1,12 +1,16 @@
 """Time ``raympa report`` on a fake study folder, and t-SNE with one OpenMP thread vs all cores.
 
     python benchmarks/report_speed.py --seeds 5 --n-test 300 --repeats 3
+    python benchmarks/report_speed.py --seeds 3 --n-test 80 --chunks-per-recording 9 --repeats 1
     python benchmarks/report_speed.py --smoke-test
 
 Writes ``benchmarks/results/report_speed.md`` (medians over repeats, and the ratio), with the
 command that produced it. The fake study is tests/fake_study.py: 3 models x 2 criteria x 2 bands
 x seeds, plus a 2-value margin sweep; ``n_test`` test recordings per trial (FBA's test sets hold
-about 270 middle-school and 330 symphonic-band recordings at 8:1:1).
+about 270 middle-school and 330 symphonic-band recordings at 8:1:1). With
+``--chunks-per-recording`` every latents file also holds chunk latents, which the latent views use
+(the default margin sweep's 80 test recordings of about 30 s give about 9 windows of 1000 frames at
+hop 500 each).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default %(default)s, paper)")
     p.add_argument("--n-test", type=int, default=300, help="test recordings per trial (default %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per variant (default %(default)s)")
+    p.add_argument("--chunks-per-recording", type=int, default=0,
+                   help="chunk latents per test recording (default %(default)s: recordings only)")
     p.add_argument("--smoke-test", action="store_true", help="tiny sizes, one repeat")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "report_speed.md"))
     args = p.parse_args(argv)
@@ -42,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from raympa.report import write_report
 
     with tempfile.TemporaryDirectory() as tmp:
-        study_dir = make_fake_study(Path(tmp) / "study", seeds=tuple(range(args.seeds)), n_test=args.n_test)
+        study_dir = make_fake_study(Path(tmp) / "study", seeds=tuple(range(args.seeds)), n_test=args.n_test,
+                                    chunks_per_recording=args.chunks_per_recording)
         study = load_study(study_dir)
         n_trials = len(study.trials)
         # warm-up: imports, sklearn's first t-SNE call, plotly's validators
@@ -74,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         "other jobs may have been running (the CPU was shared when this was taken).",
         f"Study: {n_trials} trials (fake, tests/fake_study.py), {args.n_test} test recordings per trial, "
-        f"{args.seeds} seeds; medians of {args.repeats} repeat(s) after a warm-up.",
+        f"{args.seeds} seeds, {args.chunks_per_recording or 'no'} chunk latents per recording (latent views on "
+        f"{args.n_test * max(args.chunks_per_recording, 1)} points per trial); medians of {args.repeats} repeat(s) "
+        "after a warm-up.",
         "",
         "| what | median s | ratio to 1 thread |",
         "|---|---|---|",

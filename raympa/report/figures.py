@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from raympa.analysis import Analysis
-from raympa.analysis.selection import label
+from raympa.analysis.selection import label, protocol_name
 from raympa.analysis.significance import ordered_models
 
 BIN_COLOURS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#c8b100", "#f98e09", "#d1495b", "#7a0403")
@@ -61,7 +61,7 @@ def fig_r2(a: Analysis) -> Any:
     bands = list(dict.fromkeys(df["band"]))
     protocols = list(dict.fromkeys(df["protocol"]))
     fig = make_subplots(rows=len(bands), cols=len(protocols), shared_yaxes=True,
-                        subplot_titles=[f"{b} — {p}" for b in bands for p in protocols])
+                        subplot_titles=[f"{b} — {protocol_name(p)}" for b in bands for p in protocols])
     for r, band in enumerate(bands, 1):
         for c, prot in enumerate(protocols, 1):
             sub = df[(df["band"] == band) & (df["protocol"] == prot)]
