@@ -28,7 +28,7 @@ from raympa import studyfolder as SF
 if TYPE_CHECKING:
     import pandas as pd
 
-MODEL_FILE = "checkpoint.pt"  # the model file of a trial's last checkpoint (raympa.study writes it)
+MODEL_FILE = SF.MODEL_FILE
 NOT_CONFIG = ("seed", "device", "threads")  # TrainConfig fields that do not make a configuration
 BEST_CSV = "best.csv"
 
@@ -82,13 +82,14 @@ def best_trials(study_dir: str | os.PathLike, *, band: str | None = None) -> "pd
     return best.sort_values(["criterion", "seed"]).reset_index(drop=True)
 
 
-def _trial_checkpoint(study_dir: Path, trial_path: str) -> Path:
-    """``checkpoint.pt`` of a trial's last Tune checkpoint."""
+def _trial_checkpoint(study_dir: Path, trial_path: str, seed: int) -> Path:
+    """``checkpoint.pt`` of a trial's last Tune checkpoint (its ``seed``'s, when it trained several)."""
     folder = Path(SF.resolve(study_dir, trial_path))
     if "://" in str(trial_path):
         raise ValueError(f"the trials' checkpoints are in remote storage ({trial_path}); copy the study's tune/ "
                          "folder next to trials.csv first")
-    found = sorted(folder.glob(f"checkpoint_*/{MODEL_FILE}"))
+    found = sorted(folder.glob(f"checkpoint_*/{SF.member_folder(seed)}/{MODEL_FILE}")) or sorted(
+        folder.glob(f"checkpoint_*/{MODEL_FILE}"))
     if not found:
         raise FileNotFoundError(f"no {MODEL_FILE} in {folder} (a study run before trials kept their model?)")
     return found[-1]
@@ -97,7 +98,7 @@ def _trial_checkpoint(study_dir: Path, trial_path: str) -> Path:
 def study_checkpoints(study_dir: str | os.PathLike, *, band: str | None = None) -> list[Path]:
     """The best configuration's ``checkpoint.pt`` files, per criterion, one per seed."""
     best = best_trials(study_dir, band=band)
-    return [_trial_checkpoint(Path(study_dir), p) for p in best["trial_path"]]
+    return [_trial_checkpoint(Path(study_dir), p, s) for p, s in zip(best["trial_path"], best["seed"])]
 
 
 def export_best(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, band: str | None = None) -> list[Path]:
@@ -110,7 +111,7 @@ def export_best(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ban
     out = Path(out_dir)
     written = []
     for row in best.itertuples():
-        src = _trial_checkpoint(Path(study_dir), row.trial_path)
+        src = _trial_checkpoint(Path(study_dir), row.trial_path, row.seed)
         dst = out / str(row.criterion) / f"seed-{int(row.seed)}" / MODEL_FILE
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, dst)
@@ -134,7 +135,7 @@ def predict_study(
     from raympa.predict import predict_files
 
     best = best_trials(study_dir, band=band)
-    paths = [_trial_checkpoint(Path(study_dir), p) for p in best["trial_path"]]
+    paths = study_checkpoints(study_dir, band=band)
     scores = predict_files(paths, audio, device=device)
     out = scores[["audio_path"]].copy()
     value_columns = [c for c in scores.columns if c not in ("audio_path", "note")]  # one per checkpoint, in order

@@ -76,13 +76,21 @@ class Param:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Searched parameters (in suggestion order) plus constant TrainConfig fields."""
+    """Searched parameters (in suggestion order) plus constant TrainConfig fields.
+
+    ``baseline``: when given, the first Optuna trial (number 0) is this fixed configuration
+    (with the constants), suggesting nothing: the reference the searched configurations are
+    compared with, trained with the same seeds and data.
+    """
 
     params: tuple[Param, ...]
     constants: Mapping[str, Any] = field(default_factory=dict)
+    baseline: Mapping[str, Any] | None = None
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         """Optuna define-by-run: suggest the active parameters, return the constants."""
+        if self.baseline is not None and trial.number == 0:
+            return {**self.constants, **self.baseline}
         values: dict[str, Any] = {}
         for p in self.params:
             if not p.active(values):
@@ -96,13 +104,21 @@ class SearchSpace:
         return dict(self.constants)
 
     def distributions(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Optuna distributions of the parameters active for ``values`` (a trial's config)."""
-        return {p.name: p.distribution() for p in self.params if p.active(values) and p.name in values}
+        """Optuna distributions of the parameters active for ``values`` (a trial's config).
+
+        Empty for a configuration from outside the space (the baseline: a categorical value
+        that is not among the choices).
+        """
+        active = [p for p in self.params if p.active(values) and p.name in values]
+        if any(p.kind == "categorical" and values[p.name] not in p.choices for p in active):
+            return {}
+        return {p.name: p.distribution() for p in active}
 
     def describe(self) -> dict[str, Any]:
         return {
             "searched": {p.name: p.describe() for p in self.params},
             "constants": dict(self.constants),
+            **({"baseline": dict(self.baseline)} if self.baseline is not None else {}),
         }
 
 
@@ -110,6 +126,7 @@ def margin_sweep_space(
     *,
     models: Sequence[str] = CONTRASTIVE_MODELS,
     terms: Sequence[str] = ("weighted", "rnc"),
+    baseline: bool = False,
     **constants: Any,
 ) -> SearchSpace:
     """The margin sweep: s, C, lambda, lr and the contrastive term, for the two contrastive models.
@@ -129,6 +146,8 @@ def margin_sweep_space(
     Args:
         models: TrainConfig models searched (default both contrastive models).
         terms: contrastive terms searched (``weighted`` = paper, ``rnc`` = Rank-N-Contrast).
+        baseline: the first trial is PCConvNet (Pati et al. 2018) with TrainConfig's defaults
+            and the same constants (seeds, data, epochs): the reference of the sweep.
         **constants: fixed TrainConfig fields (criterion, epochs ...) and ``band``.
     """
     weighted = ("contrastive", ("weighted",))
@@ -145,6 +164,7 @@ def margin_sweep_space(
             Param("lr", "float", 5e-4, 5e-2, log=True, note="paper 0.005"),
         ),
         constants=dict(constants),
+        baseline={"model": C.BASELINE_MODEL} if baseline else None,
     )
 
 
@@ -154,19 +174,24 @@ def paper_grid(
     criteria: Sequence[str] = C.CRITERIA,
     bands: Sequence[str] = C.STUDY_BANDS,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    batch_seeds: bool = True,
     **constants: Any,
 ) -> dict[str, Any]:
     """Tune ``param_space`` of the paper's grid (section 4.2): models x criteria x bands x seeds.
 
-    The other TrainConfig fields keep their (paper) defaults unless given in ``constants``.
+    With ``batch_seeds`` (default) each model x criterion x band is one trial that trains all
+    ``seeds`` together as one batched model (config key ``seeds``); without, every seed is a
+    trial of its own (a grid axis). The other TrainConfig fields keep their defaults unless
+    given in ``constants``.
     """
     from ray import tune
 
+    seed_list = [int(s) for s in seeds]
     return {
         "model": tune.grid_search(list(models)),
         "criterion": tune.grid_search(list(criteria)),
         "band": tune.grid_search(list(bands)),
-        "seed": tune.grid_search([int(s) for s in seeds]),
+        **({"seeds": seed_list} if batch_seeds else {"seed": tune.grid_search(seed_list)}),
         **constants,
     }
 

@@ -27,6 +27,7 @@ import dataclasses
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -42,37 +43,18 @@ from raympa.cluster import init_ray  # noqa: F401  (re-exported: scripts and tes
 from raympa.config import TrainConfig
 from raympa.progress import trial_lines
 from raympa.search import (  # noqa: F401  (re-exported: the search spaces' old home)
-    Param,
-    SearchSpace,
-    complete_journal,
-    describe_param_space,
-    export_optuna,
-    grid_distributions,
-    margin_sweep_space,
-    optuna_search,
-    paper_grid,
-)
-from raympa.studyfolder import METRIC, MODE, RESULT_COLUMNS, error_message  # noqa: F401
+    Param, SearchSpace, complete_journal, describe_param_space, export_optuna, grid_distributions, margin_sweep_space,
+    optuna_search, paper_grid)
+from raympa.studyfolder import (  # noqa: F401  (METRIC, MODE, RESULT_COLUMNS, error_message: public here too)
+    FINAL_FILE, LATENTS_FILE, MEMBERS_KEY, METRIC, MODE, MODEL_FILE, RESULT_COLUMNS, STATE_FILE, error_message,
+    member_folder)
 
 if TYPE_CHECKING:  # heavy imports stay out of module import time
-    import pandas as pd
-
     from raympa.dataset import ContourSet
 
-TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: index of the repeat, 0..k-1
-EXTRA_KEYS = ("band",)  # config keys that are not TrainConfig fields (handled in split_config)
-STATE_FILE = "state.pt"  # per-epoch checkpoint: fit's get_state() dict
-FINAL_FILE = "final.json"  # last checkpoint of a finished trial: its final metrics
-LATENTS_FILE = "latents.npz"
-MODEL_FILE = "checkpoint.pt"  # last checkpoint: the trained model, as `raympa predict --checkpoint` reads it
-# keys Tune adds to every result (kept out of trials.csv except training_iteration, time_total_s)
-_TUNE_KEYS = frozenset({
-    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date", "time_this_iter_s",
-    "time_total_s", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",
-    "should_checkpoint", "experiment_tag", "epoch", "stage", "stage_epoch", "train_loss", "val_loss",
-    "epoch_seconds",
-})
-
+TRIAL_INDEX = "__trial_index__"  # Ray's Repeater sets it (index of the repeat); read for configs that carry it
+SEEDS = "seeds"  # config key: the seeds one trial trains together (one batched model)
+EXTRA_KEYS = ("band", SEEDS)  # config keys that are not TrainConfig fields (split_config, split_members)
 FitFn = Callable[..., Any]  # raympa.train.fit or a stand-in with the same signature
 
 
@@ -95,6 +77,21 @@ def split_config(config: Mapping[str, Any]) -> tuple[TrainConfig, str | None]:
 
 
 # ----------------------------------------------------------------------------- the trainable
+def split_members(config: Mapping[str, Any]) -> tuple[list[TrainConfig], str | None]:
+    """A trial's member configurations and band: one per seed of ``seeds``, else just one.
+
+    ``seeds`` (a list of ints, not a TrainConfig field) makes one trial train all the seeds of
+    a configuration at once (:func:`raympa.train.fit_members`); the rest goes through
+    :func:`split_config`.
+    """
+    params = dict(config)
+    seeds = params.pop(SEEDS, None)
+    cfg, band = split_config(params)
+    if seeds is None:
+        return [cfg], band
+    return [dataclasses.replace(cfg, seed=int(s)) for s in seeds], band
+
+
 def trainable(
     config: dict[str, Any],
     data: "ContourSet",
@@ -102,29 +99,32 @@ def trainable(
     threads: int = 1,
     checkpoint_every: int = 1,
     checkpoint_s: float = 0.0,
+    fit_members: FitFn | None = None,
 ) -> None:
-    """One Tune trial: train ``config`` on ``data``, report every epoch, checkpoint, resume.
+    """One Tune trial: train ``config`` (all its seeds) on ``data``, report every epoch, checkpoint, resume.
 
     Args:
-        config: flat dict of TrainConfig fields plus ``band`` (and Tune's ``__trial_index__``).
+        config: flat dict of TrainConfig fields plus ``band`` and optionally ``seeds``.
         data: the study's contours and ratings, shared through the object store.
-        fit: training function with :func:`raympa.train.fit`'s signature (default: that one).
+        fit: training function with :func:`raympa.train.fit`'s signature (default: that one),
+            for a config without ``seeds``.
         threads: torch intra-op threads (the trial's CPU share).
         checkpoint_every: at least this many epochs between checkpoints.
         checkpoint_s: and at least this many seconds (0 = epochs alone decide).
+        fit_members: with :func:`raympa.train.fit_members`'s signature (default: that one), for
+            a config with ``seeds``: the seeds train as one batched model.
 
-    The last report carries the final metrics (``TrainResult.metrics``, ``final=True``) and a
-    checkpoint holding ``latents.npz``, ``final.json`` and the trained model (``checkpoint.pt``).
-    A non-finite loss (``FloatingPointError`` from fit) or any other exception fails the trial;
-    Tune records it as ERROR with the message and the study goes on.
+    Each epoch reports the members' mean metric. The last report carries the final metrics
+    (their mean over members, ``final=True``) and a checkpoint holding ``final.json`` and, per
+    member, ``latents.npz`` and the trained model ``checkpoint.pt`` (in ``seed-<k>/`` with
+    ``seeds``). A member whose loss goes non-finite fails alone; when every member fails (or
+    ``fit`` raises), the trial is ERROR with the message and the study goes on.
     """
     import torch
     from ray import tune
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no "Checkpoint successfully created" per epoch
-    cfg, band = split_config(config)
-    if fit is None:
-        from raympa.train import fit
+    cfgs, band = split_members(config)
     torch.set_num_threads(max(1, int(threads)))
 
     resume = None
@@ -134,19 +134,24 @@ def trainable(
             final = Path(d) / FINAL_FILE
             if final.is_file():  # finished before a restart: report the same end again
                 with tempfile.TemporaryDirectory() as tmp:
-                    for f in Path(d).iterdir():
-                        shutil.copy(f, tmp)
-                    tune.report(json.loads(final.read_text()), checkpoint=tune.Checkpoint.from_directory(tmp))
+                    shutil.copytree(d, tmp, dirs_exist_ok=True)
+                    metrics = {k: v for k, v in json.loads(final.read_text()).items() if k != MEMBERS_KEY}
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
                 return
             if (Path(d) / STATE_FILE).is_file():
                 resume = torch.load(Path(d) / STATE_FILE, weights_only=False)  # our own file
 
     since = {"epochs": 0, "t": time.monotonic()}
+    last: dict[int, float] = {}
 
-    def on_epoch(metrics: dict[str, Any], get_state: Callable[[], dict]) -> None:
+    def on_epoch(metrics: list[dict[str, Any] | None], get_state: Callable[[], dict]) -> None:
         since["epochs"] += 1
-        row = _scalars(metrics)
-        row.setdefault(METRIC, float("nan"))  # Tune requires the metric in every report
+        for k, m in enumerate(metrics):
+            if m is not None:
+                last[k] = float(m.get(METRIC, float("nan")))
+        current = [m for m in metrics if m is not None]
+        row = _scalars(current[0]) if len(cfgs) == 1 and current else {}
+        row[METRIC] = _mean(last.values())  # Tune requires the metric in every report
         row["final"] = False
         if since["epochs"] < max(1, checkpoint_every) or time.monotonic() - since["t"] < checkpoint_s:
             tune.report(row)
@@ -156,26 +161,54 @@ def trainable(
             torch.save(get_state(), Path(tmp) / STATE_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    result = fit(cfg, data, band=band, callback=on_epoch, resume=resume)
-    _report_final(result)
+    if SEEDS in config:
+        if fit_members is None:
+            from raympa.train import fit_members
+        results = fit_members(cfgs, data, band=band, callback=on_epoch, resume=resume)
+    else:
+        if fit is None:
+            from raympa.train import fit
+        single = lambda m, get_state: on_epoch([m], get_state)  # noqa: E731
+        results = [fit(cfgs[0], data, band=band, callback=single, resume=resume)]
+    _report_final(cfgs, results, batched=SEEDS in config)
 
 
-def _report_final(result: Any) -> None:
-    """The trial's last report: final metrics, and a checkpoint with latents, metrics and model."""
+def _mean(values: Any) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def _report_final(cfgs: Sequence[TrainConfig], results: Sequence[Any], *, batched: bool) -> None:
+    """The trial's last report: mean final metrics, and a checkpoint with each member's latents and model."""
     import numpy as np
     from ray import tune
 
-    final = _scalars(result.metrics)
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    if not ok:
+        raise results[0]
+    finals = [_scalars(r.metrics) for r in ok]
+    final = dict(finals[0])
+    for k, v in finals[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            final[k] = _mean(float(f.get(k, float("nan"))) for f in finals)
     final.setdefault(METRIC, float("nan"))
     final["final"] = True
+    members = []
     with tempfile.TemporaryDirectory() as tmp:
-        latents = getattr(result, "latents", None) or {}
-        np.savez(Path(tmp) / LATENTS_FILE, **{k: np.asarray(v) for k, v in latents.items()})
-        (Path(tmp) / FINAL_FILE).write_text(json.dumps(final))
-        if getattr(result, "checkpoint", None):  # a stand-in fit may have no model
-            from raympa.train import save_checkpoint
+        for cfg, r in zip(cfgs, results):
+            folder = Path(tmp) / member_folder(cfg.seed) if batched else Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            if isinstance(r, BaseException):
+                members.append({"seed": cfg.seed, "error": f"{type(r).__name__}: {r}"})
+                continue
+            members.append({"seed": cfg.seed, "metrics": _scalars(r.metrics)})
+            latents = getattr(r, "latents", None) or {}
+            np.savez(folder / LATENTS_FILE, **{k: np.asarray(v) for k, v in latents.items()})
+            if getattr(r, "checkpoint", None):  # a stand-in fit may have no model
+                from raympa.train import save_checkpoint
 
-            save_checkpoint(result, Path(tmp) / MODEL_FILE)
+                save_checkpoint(r, folder / MODEL_FILE)
+        (Path(tmp) / FINAL_FILE).write_text(json.dumps({**final, MEMBERS_KEY: members} if batched else final))
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -198,7 +231,8 @@ class StudySettings:
         name: study name (folder name, Optuna study name).
         question: the question the study answers (goes to study.json and the report).
         num_samples: configurations drawn by the searcher (a grid runs once: 1).
-        repeats: seeds per configuration (``Repeater``; repeat k trains with seed + k).
+        repeats: seeds per configuration, trained together in one trial as one batched model
+            (seeds ``seed`` .. ``seed + repeats - 1``; the searcher sees their mean each epoch).
         asha: stop poor trials early (``ASHAScheduler`` on the metric, per reported epoch).
         asha_grace: epochs before ASHA may stop a trial.
         cpus_per_trial, gpus_per_trial: resources of one trial (0.25 GPU = four trials per GPU).
@@ -256,6 +290,7 @@ def run_study(
     data_info: Mapping[str, Any] | None = None,
     argv: Sequence[str] | None = None,
     fit: FitFn | None = None,
+    fit_members: FitFn | None = None,
 ) -> Path:
     """Run (or resume) a study and write its folder; return the study folder.
 
@@ -264,7 +299,7 @@ def run_study(
         data: contours and ratings (put into the object store once).
         study_dir: local study folder (made absolute): study.json, trials.csv, latents/,
             optuna.journal, and tune/ unless ``storage_path`` is given.
-        search: Optuna search space (OptunaSearch, with ``Repeater`` when repeats > 1).
+        search: Optuna search space (OptunaSearch; ``seeds`` added when repeats > 1).
         param_space: Tune param space (grid) instead of ``search``.
         storage_path: Tune's experiment storage (local folder or ``s3://...``); default
             ``study_dir``. The experiment is ``<storage_path>/tune``.
@@ -274,6 +309,8 @@ def run_study(
         data_info: description of the data for study.json.
         argv: the command line, for study.json (default ``sys.argv``).
         fit: training function (default :func:`raympa.train.fit`).
+        fit_members: batched training function (default :func:`raympa.train.fit_members`),
+            for trials with ``seeds`` (``settings.repeats`` > 1 adds them to a search's constants).
 
     Raises:
         FileExistsError: the folder holds a study and neither ``resume`` nor ``overwrite``.
@@ -284,12 +321,17 @@ def run_study(
     storage = str(storage_path) if storage_path else str(study_dir)
     if not _is_uri(storage):
         storage = str(Path(storage).expanduser().resolve())
+    if search is not None and settings.repeats > 1:  # every seed of a configuration in one trial
+        first = int(search.constants.get("seed", 0))
+        search = dataclasses.replace(search, constants={**search.constants, SEEDS: list(range(first, first + settings.repeats))})
     _prepare_folder(study_dir, resume=resume, overwrite=overwrite)
     meta = _start_meta(settings, study_dir, search=search, param_space=param_space, storage=storage,
                        resume=resume, data_info=data_info or {"n_recordings": len(data)}, argv=argv)
     tuner = _make_tuner(settings, data, study_dir, search=search, param_space=param_space, storage=storage,
-                        resume=resume, fit=fit)
+                        resume=resume, fit=(fit, fit_members))
     results = tuner.fit()
+    from raympa.collect import collect_results
+
     trials = collect_results(results, study_dir)
     if search is None:  # a searched study's journal is written live by OptunaSearch
         grid = grid_distributions(param_space)
@@ -367,7 +409,7 @@ def _make_tuner(
     param_space: Mapping[str, Any] | None,
     storage: str,
     resume: bool,
-    fit: FitFn | None,
+    fit: tuple[FitFn | None, FitFn | None],
 ) -> Any:
     """A new ``tune.Tuner``, or the interrupted one restored (``resume``)."""
     from ray import tune
@@ -375,7 +417,8 @@ def _make_tuner(
     train_fn = tune.with_parameters(
         trainable,
         data=data,
-        fit=fit,
+        fit=fit[0],
+        fit_members=fit[1],
         threads=max(1, int(settings.cpus_per_trial)),
         checkpoint_every=settings.checkpoint_every,
         checkpoint_s=settings.checkpoint_s,
@@ -413,11 +456,6 @@ def _tune_config(settings: StudySettings, search: SearchSpace | None, *, journal
     num_samples = settings.num_samples
     if search is not None:
         search_alg = optuna_search(search, journal=journal, study_name=settings.name, seed=settings.sampler_seed)
-        if settings.repeats > 1:
-            from ray.tune.search import Repeater
-
-            search_alg = Repeater(search_alg, repeat=settings.repeats)
-            num_samples = settings.num_samples * settings.repeats
     elif settings.repeats > 1:
         raise ValueError("repeats apply to an Optuna search; put seeds in the grid instead")
     scheduler = None
@@ -436,54 +474,6 @@ def _tune_config(settings: StudySettings, search: SearchSpace | None, *, journal
         reuse_actors=settings.reuse_actors,
         trial_dirname_creator=_trial_dirname,
     )
-
-
-# ----------------------------------------------------------------------------- study folder
-def collect_results(results: Any, study_dir: Path) -> "pd.DataFrame":
-    """Write ``trials.csv`` and ``latents/<trial_id>.npz`` from a Tune ``ResultGrid``."""
-    import pandas as pd
-
-    SF.latents_dir(study_dir).mkdir(parents=True, exist_ok=True)
-    rows = [_trial_row(results[i], study_dir) for i in range(len(results))]
-    df = pd.DataFrame(rows)
-    if len(df):
-        df = df.sort_values("trial_id").reset_index(drop=True)
-    SF.write_trials(study_dir, df)
-    return df
-
-
-def _trial_row(r: Any, study_dir: Path) -> dict[str, Any]:
-    """One trials.csv row of a Tune ``Result`` (and its latents copied into the folder)."""
-    metrics = dict(r.metrics or {})
-    trial_id = str(metrics.get("trial_id") or Path(str(r.path)).name.removeprefix("trial_"))
-    config = dict(r.config or {})
-    row: dict[str, Any] = {"trial_id": trial_id, "status": SF.FAILED if r.error else SF.FINISHED,
-                           "error": SF.error_message(r.error)}
-    try:
-        cfg, band = split_config(config)
-        row.update(cfg.to_dict())
-    except (ValueError, TypeError):  # a bad config: keep what was asked for
-        band = config.get("band")
-        row.update({f.name: config.get(f.name) for f in dataclasses.fields(TrainConfig) if f.name in config})
-    row["band"] = band or "all"
-    row["repeat"] = int(config.get(TRIAL_INDEX, 0))
-    for k in RESULT_COLUMNS:
-        row[k] = metrics.get(k, float("nan"))
-    if "device" in metrics:  # the device the trial really used ("cuda"/"cpu"), not the config's "auto"
-        row["device"] = metrics["device"]
-    for k, v in metrics.items():  # the run's other metrics (n_train, seconds ...)
-        if k not in row and k not in _TUNE_KEYS and isinstance(v, (bool, int, float, str)):
-            row[k] = v
-    row["final"] = bool(metrics.get("final", False))
-    row["training_iteration"] = metrics.get("training_iteration")
-    row["time_total_s"] = metrics.get("time_total_s")
-    row["trial_path"] = SF.relative_to(study_dir, str(r.path))
-    if row["final"] and not r.error and r.checkpoint is not None:
-        with r.checkpoint.as_directory() as d:
-            src = Path(d) / LATENTS_FILE
-            if src.is_file():
-                shutil.copy(src, SF.latents_path(study_dir, trial_id))
-    return row
 
 
 def _now() -> str:

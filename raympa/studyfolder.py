@@ -39,7 +39,18 @@ MODE = "max"
 RESULT_COLUMNS = ("val_r2_full", "test_r2_full", "test_r2_chunk", "val_r2_chunk", "epochs_run", "best_epoch")
 FINISHED = "TERMINATED"  # trials.csv status of a trial that ran to its end
 FAILED = "ERROR"
+# a trial's checkpoints (tune/trial_<id>/checkpoint_<n>/)
+STATE_FILE = "state.pt"  # per-epoch checkpoint: the training state (raympa.train's get_state())
+FINAL_FILE = "final.json"  # last checkpoint of a finished trial: its final metrics (and its members')
+LATENTS_FILE = "latents.npz"  # last checkpoint: test-set latents
+MODEL_FILE = "checkpoint.pt"  # last checkpoint: the trained model, as `raympa predict --checkpoint` reads it
+MEMBERS_KEY = "members"  # final.json of a trial that trained several seeds: one entry per seed
 PACKAGES = ("raympa", "ray", "torch", "optuna", "numpy", "pandas")  # versions recorded in study.json
+
+
+def member_folder(seed: int) -> str:
+    """The folder of one seed inside the last checkpoint of a trial that trained several seeds."""
+    return f"seed-{int(seed)}"
 
 
 def study_json_path(study_dir: str | os.PathLike) -> Path:

@@ -78,3 +78,32 @@ def register() -> None:
 
 def read_log(log: Path) -> list[dict]:
     return [json.loads(ln) for ln in Path(log).read_text().splitlines() if ln.strip()] if Path(log).exists() else []
+
+
+def standin_fit_members(cfgs, data, *, band=None, callback=None, resume=None, out_dirs=None,
+                        log: str | None = None, sleep: float = 0.0, fail_lr: float = 0.5, fail_at: int = 1):
+    """:func:`standin_fit` for K members in lockstep, with ``raympa.train.fit_members``'s contract.
+
+    A member that "diverges" gets its FloatingPointError in its slot and reports None from then on.
+    """
+
+    epochs = max(c.epochs for c in cfgs)
+    queues = []
+    for cfg in cfgs:  # each member's epochs, recorded through standin_fit's own callback
+        events = []
+        try:
+            result = standin_fit(cfg, data, band=band, callback=lambda m, s, ev=events: ev.append(m),
+                                 resume=resume, log=log, sleep=0.0, fail_lr=fail_lr, fail_at=fail_at)
+        except FloatingPointError as e:
+            result = e
+        queues.append((events, result))
+    start = int(resume["epoch"]) if resume else 0
+    for i, epoch in enumerate(range(start, epochs)):
+        if sleep:
+            time.sleep(sleep)
+        row = [ev[i] if i < len(ev) else None for ev, _ in queues]
+        if all(m is None for m in row):
+            break
+        if callback is not None:
+            callback(row, lambda e=epoch: {"epoch": e + 1})
+    return [r for _, r in queues]

@@ -123,14 +123,14 @@ def test_grid_study_writes_the_study_folder(ray_local, tiny_data, tmp_path):
 
 
 def test_optuna_sweep_with_repeats_then_resume(ray_local, tiny_data, tmp_path):
-    """Optuna + Repeater: seeds 0..k-1 per configuration; an errored study resumes without re-running."""
+    """Optuna, seeds 0..k-1 of a configuration in one trial; an errored study resumes without re-running."""
     study_standin.register()
     log = tmp_path / "log.jsonl"
     space = study.margin_sweep_space(models=("contrastive-jl",), terms=("weighted",), epochs=4)
     settings = study.StudySettings(name="sweep", num_samples=2, repeats=2, max_failures=0, checkpoint_s=0)
     # first attempt: every trial "diverges" at epoch 2 (after two checkpoints), like an interruption
-    failing = functools.partial(study_standin.standin_fit, log=str(log), fail_lr=0.0, fail_at=2)
-    out = study.run_study(settings, tiny_data, study_dir=tmp_path / "sweep", search=space, fit=failing)
+    failing = functools.partial(study_standin.standin_fit_members, log=str(log), fail_lr=0.0, fail_at=2)
+    out = study.run_study(settings, tiny_data, study_dir=tmp_path / "sweep", search=space, fit_members=failing)
     first = pd.read_csv(out / "trials.csv")
     assert len(first) == 4 and (first["status"] == "ERROR").all()
     assert sorted(first["seed"]) == [0, 0, 1, 1]
@@ -138,11 +138,12 @@ def test_optuna_sweep_with_repeats_then_resume(ray_local, tiny_data, tmp_path):
     assert first.groupby("margin")["seed"].apply(sorted).map(tuple).tolist() == [(0, 1), (0, 1)]
 
     n_before = len(study_standin.read_log(log))
-    ok = functools.partial(study_standin.standin_fit, log=str(log))
-    out = study.run_study(settings, tiny_data, study_dir=out, search=space, fit=ok, resume=True)
+    ok = functools.partial(study_standin.standin_fit_members, log=str(log))
+    out = study.run_study(settings, tiny_data, study_dir=out, search=space, fit_members=ok, resume=True)
     second = pd.read_csv(out / "trials.csv")
     assert (second["status"] == "TERMINATED").all() and len(second) == 4
     assert set(second["trial_id"]) == set(first["trial_id"])  # the same trials, continued
+    assert second["tune_trial_id"].nunique() == 2  # one Tune trial per configuration, one row per seed
     resumed = study_standin.read_log(log)[n_before:]
     starts = [e for e in resumed if e["event"] == "start"]
     assert len(starts) == 4 and all(e["epoch"] == 2 for e in starts)  # from the epoch-2 checkpoint
@@ -185,7 +186,7 @@ def smoke_dirs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("script, n_trials, models", [
-    ("margin_sweep", 2, {"contrastive", "contrastive-jl"}),
+    ("margin_sweep", 3, {"pcconvnet", "contrastive", "contrastive-jl"}),  # 2 searched + the baseline
     ("paper_replication", 3, {"pcconvnet", "contrastive", "contrastive-jl"}),
 ])
 def test_study_script_smoke_test(ray_local, smoke_dirs, tmp_path, monkeypatch, script, n_trials, models):
@@ -200,6 +201,7 @@ def test_study_script_smoke_test(ray_local, smoke_dirs, tmp_path, monkeypatch, s
     assert trials["epochs_run"].max() <= 3 + 2
     if script == "margin_sweep":
         assert set(trials["model"]) <= models
+        assert (trials["model"] == "pcconvnet").sum() == 1  # the baseline beside the searched configurations
     else:
         assert set(trials["model"]) == models
     for tid in trials["trial_id"]:
@@ -368,6 +370,6 @@ def test_smoke_study_console_is_short(tmp_path):
     lines = (run.stdout + run.stderr).splitlines()
     assert len(lines) <= 250, len(lines)
     assert sum("snapshotting has been triggered" in ln for ln in lines) == 0
-    assert sum(ln.startswith("[raympa] trial ") for ln in lines) == 2  # one line per finished trial
+    assert sum(ln.startswith("[raympa] trial ") for ln in lines) == 3  # one line per finished trial
     assert (tmp_path / "margin_sweep_smoke" / "tune").is_dir()
     assert list((tmp_path / "margin_sweep_smoke" / "tune").glob("trial_*/result.json"))  # Tune's files stay

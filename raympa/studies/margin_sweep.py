@@ -1,13 +1,12 @@
 """The margin sweep: how much do the contrastive loss's settings matter?
 
 Ray Tune + OptunaSearch (TPE) over :func:`raympa.search.margin_sweep_space` (the ranges are in its
-docstring); each configuration runs with ``repeats`` seeds (Ray's Repeater; the searcher sees
-their mean); ``asha`` stops poor trials early.
+docstring); each configuration's ``repeats`` seeds train together in one trial as one batched
+model (the searcher sees their mean); ``asha`` stops poor trials early.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +20,8 @@ QUESTION = (
     "Seshadri & Lerch (ISMIR 2021) fix lambda = 1 (L = L_MSE + L_C) and C = 5 (s = 0.5 is the original "
     "code's value). Is the validation R² of the joint model (contrastive-jl) and the two-step model "
     "(contrastive) sensitive to s, C and lambda, and does Rank-N-Contrast (Zha et al. 2023) do better "
-    "than the weighted contrastive loss?"
+    "than the weighted contrastive loss? And does the best of them beat the PCConvNet baseline trained "
+    "with the same seeds and data?"
 )
 PATIENCE = 75  # early-stopping patience in epochs (paper)
 
@@ -37,6 +37,8 @@ class Options(StudyOptions):
         models, terms: the models and contrastive terms searched.
         asha: stop poor trials early (ASHA on validation R² per epoch).
         seed: seed of the TPE sampler.
+        baseline: also train PCConvNet (one more trial, the first) with the same seeds and data,
+            so the sweep compares its configurations with the baseline.
     """
 
     num_samples: int = 16  # ours
@@ -47,9 +49,10 @@ class Options(StudyOptions):
     terms: tuple[str, ...] = ("weighted", "rnc")
     asha: bool = False
     seed: int = 0
+    baseline: bool = True  # the first trial: PCConvNet, the same seeds and data
 
     def smoke(self) -> "Options":
-        """Tiny and fast: 2 configurations x 1 seed x 3 epochs; the run still goes through every stage."""
+        """Tiny and fast: 2 configurations (and the baseline) x 1 seed x 3 epochs; every stage still runs."""
         return StudyOptions.smoke(self, num_samples=2, repeats=1)
 
 
@@ -61,19 +64,17 @@ def run(options: Options, *, command: Sequence[str]) -> Path:
         options = options.smoke()
     name = options.name or (f"{NAME}_smoke" if options.smoke_test else NAME)
     space = margin_sweep_space(
-        models=tuple(options.models), terms=tuple(options.terms), criterion=options.criterion,
-        band=options.band, epochs=options.epochs, encoder_epochs=options.encoder_epochs, patience=PATIENCE,
-        chunks_per_recording=options.chunks_per_recording,
+        models=tuple(options.models), terms=tuple(options.terms), baseline=options.baseline,
+        criterion=options.criterion, band=options.band, epochs=options.epochs, encoder_epochs=options.encoder_epochs,
+        patience=PATIENCE, chunks_per_recording=options.chunks_per_recording,
     )
     bands = C.STUDY_BANDS if options.band == "all" else (options.band,)
     return run_defined_study(
         options, name=name, question=QUESTION, command=command, bands=bands, search=space,
-        num_samples=options.num_samples,
+        num_samples=options.num_samples + int(options.baseline),
         repeats=options.repeats,
         asha=options.asha,
         asha_grace=max(1, options.encoder_epochs + min(10, options.epochs)),  # past the two-step encoder stage
         sampler_seed=options.seed,
     )
 
-
-FIELDS = tuple(f.name for f in dataclasses.fields(Options))

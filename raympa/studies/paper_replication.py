@@ -6,7 +6,6 @@ defaults; the options shrink it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -63,5 +62,3 @@ def run(options: Options, *, command: Sequence[str]) -> Path:
     return run_defined_study(options, name=name, question=QUESTION, command=command, bands=tuple(options.bands),
                              param_space=space)
 
-
-FIELDS = tuple(f.name for f in dataclasses.fields(Options))
