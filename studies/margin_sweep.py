@@ -8,12 +8,15 @@ the original code's value; the paper gives none). Is the validation R² of the j
 
 Ray Tune + OptunaSearch (TPE, writing optuna.journal as it runs) over
 raympa.search.margin_sweep_space (ranges in its docstring); each configuration runs with
-``--repeats`` seeds; ``--asha`` stops poor trials early. Results: ``results/margin_sweep/``
-(trials.csv, study.json, latents/, optuna.journal for optuna-dashboard, report/).
+``--repeats`` seeds, trained as one batched model; ``--asha`` stops poor trials early. Results:
+``results/margin_sweep/`` (trials.csv, study.json, latents/, optuna.journal for optuna-dashboard,
+report/).
 
-Default run (no arguments): a 240-audition middle-school demo built under data/, then 16
-configurations x 2 seeds with 150 epochs (two-step: 75 encoder + 150 head; paper: 150 + 300).
-``--smoke-test``: 24 short demo auditions, 2 configurations x 1 seed x 3 epochs (about a minute).
+Default run (no arguments): a 240-audition middle-school demo built under data/ (ours), then the
+PCConvNet baseline and 16 configurations, 2 seeds each (ours; paper: 5 runs), trained together
+per configuration, with 150 epochs (two-step: 75 encoder + 150 head; ours, half of the paper's and
+the original code's 150 + 300) and early-stopping patience 75 (paper).
+``--smoke-test``: 24 short demo auditions, the baseline and 2 configurations x 1 seed x 3 epochs.
 On a cluster: ``--address auto --storage-path /mnt/shared/results --data-dir /mnt/shared/data
 --gpus-per-trial 0.25`` (see docs/study.md). The same study: ``raympa study margin-sweep``.
 

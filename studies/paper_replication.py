@@ -6,9 +6,11 @@ accuracy, rhythm accuracy) for the middle-school and symphonic bands, five seeds
 contrastive models' test R² and latent-space clustering beat the baseline's?
 
 The paper's grid, 3 models x 3 criteria x 2 bands x 5 seeds = 90 trials (a Tune grid, no
-searcher), with raympa.config.TrainConfig's defaults (each default's source is in its comment):
-SGD, lr 0.005 (two-step encoder 0.1), 300 epochs (encoder 150), early stopping with patience 75,
-C = 5, s = 0.5 (the original code's), random 1000-frame chunks, MIDI / 127. ``--models``,
+searcher; each trial trains its five seeds together), with raympa.config.TrainConfig's defaults
+(each default's source is in its comment): SGD, lr 0.005 (paper; two-step encoder 0.1), 300
+epochs (encoder 150; paper and original code), early stopping with patience 75 (paper), C = 5
+(paper), s = 0.5 (the original code's; the paper gives none), random 1000-frame chunks and
+MIDI / 127 (paper). PCConvNet's lr and epochs are in neither: ours, the same as the joint model's. ``--models``,
 ``--criteria``, ``--bands``, ``--seeds`` and ``--epochs`` shrink it. Results:
 ``results/paper_replication/``. ``--smoke-test``: 3 models x 1 criterion x 1 band x 1 seed,
 3 epochs, on 24 short demo auditions (about a minute). The same study:
