@@ -81,10 +81,12 @@ def read_log(log: Path) -> list[dict]:
 
 
 def standin_fit_members(cfgs, data, *, band=None, callback=None, resume=None, out_dirs=None,
-                        log: str | None = None, sleep: float = 0.0, fail_lr: float = 0.5, fail_at: int = 1):
+                        log: str | None = None, sleep: float = 0.0, fail_lr: float = 0.5, fail_at: int = 1,
+                        fail_seeds: tuple = ()):
     """:func:`standin_fit` for K members in lockstep, with ``raympa.train.fit_members``'s contract.
 
-    A member that "diverges" gets its FloatingPointError in its slot and reports None from then on.
+    A member that "diverges" (lr >= fail_lr, or its seed in ``fail_seeds``) gets its
+    FloatingPointError in its slot and reports None from then on.
     """
 
     epochs = max(c.epochs for c in cfgs)
@@ -93,7 +95,8 @@ def standin_fit_members(cfgs, data, *, band=None, callback=None, resume=None, ou
         events = []
         try:
             result = standin_fit(cfg, data, band=band, callback=lambda m, s, ev=events: ev.append(m),
-                                 resume=resume, log=log, sleep=0.0, fail_lr=fail_lr, fail_at=fail_at)
+                                 resume=resume, log=log, sleep=0.0, fail_at=fail_at,
+                                 fail_lr=0.0 if cfg.seed in fail_seeds else fail_lr)
         except FloatingPointError as e:
             result = e
         queues.append((events, result))

@@ -166,6 +166,23 @@ def test_optuna_sweep_with_repeats_then_resume(ray_local, tiny_data, tmp_path):
         assert t.value == pytest.approx(second[second["margin"] == t.params["margin"]]["val_r2_full"].mean())
 
 
+def test_batched_trial_keeps_one_row_per_seed_and_a_failed_member_alone(ray_local, tiny_data, tmp_path):
+    """One trial trains seeds 0-2 together; seed 1 diverges: its row is ERROR, the others finish."""
+    study_standin.register()
+    fit_members = functools.partial(study_standin.standin_fit_members, log=str(tmp_path / "log.jsonl"), fail_seeds=(1,))
+    space = {"margin": {"grid_search": [0.5]}, "seeds": [0, 1, 2], "epochs": 3, "band": "middleschool"}
+    out = study.run_study(study.StudySettings(name="batched", max_failures=0), tiny_data, study_dir=tmp_path / "b",
+                          param_space=space, fit_members=fit_members)
+    trials = pd.read_csv(out / "trials.csv").set_index("seed")
+    assert trials["tune_trial_id"].nunique() == 1 and sorted(trials.index) == [0, 1, 2]
+    assert trials.loc[1, "status"] == "ERROR" and "non-finite" in trials.loc[1, "error"]
+    assert (trials.loc[[0, 2], "status"] == "TERMINATED").all()
+    cfg = TrainConfig(margin=0.5, epochs=3)
+    assert trials.loc[[0, 2], "val_r2_full"].tolist() == pytest.approx([study_standin.score(cfg)] * 2)
+    assert sorted(p.name for p in (out / "latents").glob("*.npz")) == sorted(
+        f"{trials.loc[s, 'trial_id']}.npz" for s in (0, 2))
+
+
 # ----------------------------------------------------------------------------- the study scripts
 def _script(name: str):
     import importlib.util
