@@ -11,6 +11,7 @@ from sklearn.metrics import davies_bouldin_score
 
 from raympa import analysis as A
 from raympa.analysis.latent import latent_points_note
+from raympa.analysis.significance import _paired_test
 
 FAST = A.AnalysisConfig(tsne_max_iter=250)
 
@@ -112,11 +113,11 @@ def test_significance_matches_scipy_and_has_effect_sizes(study):
 
 
 def test_paired_test_degenerate_inputs():
-    same = A._paired_test(np.array([0.3, 0.4]), np.array([0.3, 0.4]))
+    same = _paired_test(np.array([0.3, 0.4]), np.array([0.3, 0.4]))
     assert np.isnan(same["p_value"]) and "zero" in same["note"]
-    one = A._paired_test(np.array([0.3]), np.array([0.2]))
+    one = _paired_test(np.array([0.3]), np.array([0.2]))
     assert np.isnan(one["p_value"]) and "fewer than 2" in one["note"]
-    mixed = A._paired_test(np.array([1.0, 2.0, 0.0]), np.array([0.0, 0.0, 3.0]))  # d = 1, 2, -3
+    mixed = _paired_test(np.array([1.0, 2.0, 0.0]), np.array([0.0, 0.0, 3.0]))  # d = 1, 2, -3
     assert mixed["rank_biserial"] == pytest.approx(0.0)  # W+ = 1 + 2 = W- = 3
 
 

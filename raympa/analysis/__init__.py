@@ -48,7 +48,7 @@ from raympa.analysis.selection import (
     representative_trials,
     selected_configs,
 )
-from raympa.analysis.significance import _paired_test, baseline_comparison, significance
+from raympa.analysis.significance import baseline_comparison, significance
 from raympa.analysis.sweep import param_importance, sweep_table
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "late_best_epochs", "Analysis", "AnalysisConfig", "Latents", "Notes",
     "Study", "analyse", "best_configs", "db_vs_r2", "latent_metrics", "load_latents", "load_study",
     "mean_centroid_distances", "param_importance", "r2_by_model", "r2_summary", "representative_trials",
-    "selected_configs", "significance", "sweep_table", "tsne_table", "_paired_test",
+    "selected_configs", "significance", "sweep_table", "tsne_table", "latent_points_note",
 ]
 
 

@@ -61,7 +61,9 @@ def answer_html(a: Analysis) -> str:
         notes = a.notes.get("baseline") or ["no comparison with the baseline."]
         return f'<p class="answer"><strong>Answer:</strong> {html.escape(notes[0][0].upper() + notes[0][1:])}</p>'
     chosen = df[df["selected"].astype(bool)]
-    primary = next(p for p in TEST_PROTOCOLS if p in set(chosen["protocol"]))
+    primary = next((p for p in TEST_PROTOCOLS if p in set(chosen["protocol"])), None)
+    if primary is None:
+        return '<p class="answer"><strong>Answer:</strong> no configuration to compare with the baseline.</p>'
     out = []
     for _, row in chosen[chosen["protocol"] == primary].iterrows():
         rest = chosen[(chosen["protocol"] != primary) & (chosen["criterion"] == row["criterion"])
