@@ -380,6 +380,7 @@ def test_smoke_study_console_is_short(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAYMPA_CACHE=str(tmp_path / "cache"))
+    env.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)  # as a user runs it: Tune writes its result files
     run = subprocess.run([sys.executable, str(root / "studies" / "margin_sweep.py"), "--smoke-test",
                           "--storage-path", str(tmp_path), "--data-dir", str(tmp_path / "data")],
                          capture_output=True, text=True, env=env, timeout=900)
