@@ -237,6 +237,10 @@ def test_study_script_smoke_test(ray_local, smoke_dirs, tmp_path, monkeypatch, s
     scores = predict_study(out, audio)
     assert list(scores.columns) == ["audio_path", "note_accuracy", "note_accuracy_sd", "note"]
     assert len(scores) == 2 and scores["note_accuracy"].notna().all()
+    from raympa.cli import main
+
+    assert main(["predict", "--study", str(out), str(audio[0]), "--out", str(tmp_path / "scores.csv")]) == 0
+    assert pd.read_csv(tmp_path / "scores.csv")["note_accuracy"].tolist() == pytest.approx(scores["note_accuracy"][:1])
 
 
 def test_study_script_help_imports_nothing_heavy():

@@ -8,8 +8,14 @@ import argparse
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="score new recordings with a trained checkpoint")
     p.set_defaults(handler=run_predict)
-    p.add_argument("--checkpoint", required=True, action="append",
-                   help="checkpoint.pt of a trained model; repeat the flag for several criteria")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", action="append",
+                       help="checkpoint.pt of a trained model; repeat the flag for several criteria")
+    which.add_argument("--study", default=None,
+                       help="a finished study folder: score with every seed of its best configuration per "
+                            "criterion and average them (columns <criterion> and <criterion>_sd)")
+    p.add_argument("--band", default=None, help="with --study: the band whose best configuration scores (default: "
+                                                "the study's only band)")
     p.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
     p.add_argument("--out", default=None, help="write predictions to this CSV instead of printing")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default %(default)s)")
@@ -28,7 +34,12 @@ def run_predict(args: argparse.Namespace) -> int:
     from raympa.predict import predict_files
 
     try:
-        df = predict_files(args.checkpoint, args.audio, device=args.device)
+        if args.study:
+            from raympa.export import predict_study
+
+            df = predict_study(args.study, args.audio, band=args.band, device=args.device)
+        else:
+            df = predict_files(args.checkpoint, args.audio, device=args.device)
     except (ValueError, OSError) as e:  # a missing or foreign checkpoint, a device torch does not have
         print("raympa predict: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
@@ -41,5 +52,5 @@ def run_predict(args: argparse.Namespace) -> int:
     for a, n in zip(df["audio_path"], df["note"]):
         if n:
             print(f"note: {a}: {n}", file=sys.stderr)
-    value_cols = [c for c in df.columns if c not in ("audio_path", "note")]
+    value_cols = [c for c in df.columns if c not in ("audio_path", "note") and not c.endswith("_sd")]
     return 0 if df[value_cols].notna().any(axis=None) else 1
