@@ -11,6 +11,8 @@ and its contours (``raympa extract``) are the input.
 
     raympa demo-data --out DEMO --n 240 --seed 7 && raympa extract --table DEMO/ratings.csv --out DEMO/contours
     python benchmarks/bench_references.py --demo DEMO --seeds 5 --epochs 100 --out benchmarks/results/references.md
+    python benchmarks/bench_references.py --demo DEMO --features-only --criteria note_accuracy rhythm_accuracy musicality \
+        --out benchmarks/results/references_features.md
     python benchmarks/bench_references.py --demo DEMO --smoke-test
 """
 
@@ -57,6 +59,33 @@ def run_row(demo: Path, model: str, reference: str, criterion: str, *, seeds: in
     return r2, time.perf_counter() - t0
 
 
+def features_table(demo: Path, criteria: list[str]) -> list[str]:
+    """Cross-validated R² (5 folds) of the six alignment features alone, per reference mode and criterion."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from raympa.align import FEATURES
+
+    ratings = pd.read_csv(demo / "ratings.csv", dtype={"recording_id": str})
+    lines = ["| reference | criterion | R² linear | R² boosting | n |", "|---|---|---|---|---|"]
+    for mode in ("table", "peers"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            _, refs = load_referenced_data(demo / "ratings.csv", demo / "contours", reference=mode,
+                                           criterion=criteria[0])
+        df = refs.features.merge(ratings, on="recording_id")
+        x = df[list(FEATURES)].fillna(0.0).to_numpy()
+        for crit in criteria:
+            cv = KFold(5, shuffle=True, random_state=0)
+            lin = cross_val_score(LinearRegression(), x, df[crit], cv=cv, scoring="r2").mean()
+            gbm = cross_val_score(HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=0),
+                                  x, df[crit], cv=cv, scoring="r2").mean()
+            lines.append(f"| {mode} | {crit} | {lin:.3f} | {gbm:.3f} | {len(df)} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", type=Path, required=True)
@@ -66,7 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, default=30)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--smoke-test", action="store_true")
+    ap.add_argument("--features-only", action="store_true", help="only the six alignment features' R² (no training)")
     args = ap.parse_args(argv)
+    if args.features_only:
+        ceil = ceiling(args.demo).set_index("criterion")["r2_linear"]
+        lines = ["# The six alignment features alone, on the demo", "",
+                 f"Command: `python benchmarks/bench_references.py --demo DEMO --features-only --criteria "
+                 f"{' '.join(args.criteria)}`", "",
+                 "5-fold cross-validated R² of predicting each rating from the six alignment numbers "
+                 "(raympa.align.FEATURES) of each recording against its reference; simulator's ceiling (linear, "
+                 "true deviations): " + ", ".join(f"{c} {ceil[c]:.3f}" for c in args.criteria) + ".", "",
+                 *features_table(args.demo, args.criteria)]
+        text = "\n".join(lines) + "\n"
+        print(text)
+        if args.out:
+            args.out.write_text(text)
+        return 0
     if args.smoke_test:
         args.seeds, args.epochs, args.patience, args.criteria = 2, 2, 2, args.criteria[:1]
     ceil = ceiling(args.demo).set_index("criterion")["r2_linear"]

@@ -335,10 +335,13 @@ def peer_references(ratings: "pd.DataFrame", contours: dict[str, np.ndarray], *,
             rows.append((rid, "error", "", why))
             continue
         perf = contours[rid]
-        refs = [aligned_reference(perf, contours[p], align(perf, contours[p])) for p in chosen]
-        merged = _median_reference(refs)
-        aligned[rid] = merged
-        feats[rid] = alignment_features(perf, merged, align(perf, merged))
+        pairs = [(contours[p], align(perf, contours[p])) for p in chosen]
+        aligned[rid] = _median_reference([aligned_reference(perf, ref, a) for ref, a in pairs])
+        # features: the mean over the peers (against the merged reference, already on the
+        # performance's grid, tempo and length would be lost)
+        with warnings.catch_warnings():  # NaN features (nothing voiced) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            feats[rid] = np.nanmean([alignment_features(perf, ref, a) for ref, a in pairs], axis=0)
         skipped = [p for p in candidates[: candidates.index(chosen[-1]) + 1] if p not in usable]
         status = "fallback" if skipped else "ok"
         note = f"skipped peers without a usable contour: {', '.join(skipped)}" if status == "fallback" else ""
