@@ -36,6 +36,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "encoder_lr": "two-step encoder learning rate (paper 0.1; code 0.005)",
         "patience": "early-stopping patience in epochs (paper 75)",
         "threads": "torch CPU threads (0 = torch's default)",
+        "reference": "none = the paper's; table = each row's reference_path; peers = top-rated training "
+                     "recordings of the same piece_id (ours)",
+        "reference_peers": "training peers merged per recording with --reference peers (ours)",
     }
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -85,7 +88,15 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = TrainConfig.from_dict({k: v for k, v in vars(args).items() if k in names})
         seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
         resolve_device(cfg.device)  # a GPU asked for where torch has none: say so before loading data
-        data = load_training_data(args.ratings, args.contours, split_seed=args.split_seed)
+        if cfg.reference == "none":
+            data = load_training_data(args.ratings, args.contours, split_seed=args.split_seed)
+        else:  # reference-informed: the references are read, aligned and attached here
+            from raympa.references import load_referenced_data
+
+            data, refs = load_referenced_data(args.ratings, args.contours, reference=cfg.reference,
+                                              criterion=cfg.criterion, peers=cfg.reference_peers,
+                                              split_seed=args.split_seed)
+            print(refs.summary(), file=sys.stderr)
     except (ValueError, OSError, KeyError) as e:  # missing or malformed table, bad flag values
         return _error(e)
     every = max(1, int(args.log_every))
