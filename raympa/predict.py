@@ -100,6 +100,7 @@ def predict_contours(
     contours: Sequence[np.ndarray],
     *,
     device: str = "auto",
+    references: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Predicted ratings of MIDI contours (0 = unvoiced), as the checkpoint's training extracted them.
 
@@ -107,6 +108,8 @@ def predict_contours(
         predictor: a :class:`Predictor`, a checkpoint dict, or a checkpoint path.
         contours: (n_frames,) float32 MIDI arrays, one per recording.
         device: used when ``predictor`` is not built yet.
+        references: for a reference-informed checkpoint, each contour's aligned reference on its
+            grid (``raympa.references.reference_for``), (n_frames,) float32 MIDI.
 
     Returns:
         Predictions (n,) float64 in [0, 1] (NaN for an empty or unvoiced contour) and one note
@@ -129,8 +132,13 @@ def predict_contours(
         offsets = torch.zeros(len(arrays) + 1, dtype=torch.int64)
         offsets[1:] = torch.cumsum(lengths, 0)
         midi = torch.from_numpy(np.concatenate(arrays)).to(pr.device)
+        ref = None
+        if getattr(pr.model, "in_channels", 1) > 1:
+            if references is None:
+                raise ValueError(f"{ckpt['model']} reads a reference: give one (raympa predict --reference FILE)")
+            ref = torch.from_numpy(np.concatenate([np.asarray(references[i], np.float32) for i in ok])).to(pr.device)
         p, _ = forward_full_length(pr.model, midi, offsets[:-1].to(pr.device), lengths,
-                                   pitch_norm=ckpt["pitch_norm"], min_frames=pr.chunk_frames)
+                                   pitch_norm=ckpt["pitch_norm"], min_frames=pr.chunk_frames, reference=ref)
         pred[ok] = np.clip(p.cpu().numpy().astype(np.float64), 0.0, 1.0)
     return pred, notes
 
@@ -149,13 +157,15 @@ def extract_contour(path: str | Path, extract_config: dict[str, Any]) -> np.ndar
 
 
 def predict_files(
-    checkpoints: Sequence[str | Path], audio: Sequence[str | Path], *, device: str = "auto"
+    checkpoints: Sequence[str | Path], audio: Sequence[str | Path], *, device: str = "auto",
+    reference: str | Path | None = None,
 ) -> "pd.DataFrame":
     """Score audio files with one or more checkpoints: one row per file, one column per checkpoint.
 
     Columns: ``audio_path``, then the criterion of each checkpoint (``criterion_2`` ... when
     two checkpoints share one), then ``note`` (why a value is missing or less reliable; audio
-    that cannot be decoded is reported there too).
+    that cannot be decoded is reported there too). ``reference``: the piece's reference file (MIDI,
+    audio or pitch track), aligned to every recording for reference-informed checkpoints.
     """
     import pandas as pd
 
@@ -186,7 +196,16 @@ def predict_files(
             if contour_cache[ck] is not None:
                 contours.append(contour_cache[ck])
                 present.append(str(a))
-        values, why = predict_contours(pr, contours)
+        refs = None
+        if pr.checkpoint["train_config"].get("reference", "none") != "none":
+            from raympa.config import ExtractConfig
+            from raympa.references import reference_for
+
+            if reference is None:
+                raise ValueError(f"{pr.checkpoint['model']} was trained with reference="
+                                 f"{pr.checkpoint['train_config']['reference']!r}: give --reference FILE")
+            refs = [reference_for(c, reference, config=ExtractConfig(**extract))[0] for c in contours]
+        values, why = predict_contours(pr, contours, references=refs)
         for a in rows:
             rows[a][name] = np.nan
         for a, v, n in zip(present, values, why):

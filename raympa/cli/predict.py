@@ -18,6 +18,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                                 "the study's only band)")
     p.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
     p.add_argument("--out", default=None, help="write predictions to this CSV instead of printing")
+    p.add_argument("--reference", default=None, help="the piece's reference (MIDI score, audio or time_sec,f0_hz "
+                   "track) for a reference-informed checkpoint; aligned to each recording")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default %(default)s)")
 
 
@@ -39,7 +41,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
             df = predict_study(args.study, args.audio, band=args.band, device=args.device)
         else:
-            df = predict_files(args.checkpoint, args.audio, device=args.device)
+            df = predict_files(args.checkpoint, args.audio, device=args.device, reference=args.reference)
     except (ValueError, OSError) as e:  # a missing or foreign checkpoint, a device torch does not have
         print("raympa predict: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
