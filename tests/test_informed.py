@@ -136,5 +136,12 @@ def test_training_with_references_and_batched_seeds(name):
     assert all(np.isfinite(r.metrics["val_r2_full"]) for r in results)
     assert results[0].latents["z"].shape[1] == C.LATENT_DIM
     assert results[0].checkpoint["train_config"]["reference"] == "peers"  # predict knows what it needs
+    from raympa.predict import predict_contours
+
+    ref0 = data.reference[data.offsets[0] : data.offsets[1]]
+    pred, _ = predict_contours(results[0].checkpoint, [data.contour(0)], references=[ref0])
+    assert 0 <= pred[0] <= 1
+    with pytest.raises(ValueError, match="reference"):
+        predict_contours(results[0].checkpoint, [data.contour(0)])  # no reference given
     with pytest.raises(ValueError, match="reference"):
         fit_members(cfgs[:1], plain)  # the same model on contours without references
