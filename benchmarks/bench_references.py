@@ -86,6 +86,15 @@ def features_table(demo: Path, criteria: list[str]) -> list[str]:
     return lines
 
 
+def _emit(lines: list[str], out: Path | None) -> int:
+    """Print the table and write it to ``out`` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        out.write_text(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", type=Path, required=True)
@@ -106,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                  "(raympa.align.FEATURES) of each recording against its reference; simulator's ceiling (linear, "
                  "true deviations): " + ", ".join(f"{c} {ceil[c]:.3f}" for c in args.criteria) + ".", "",
                  *features_table(args.demo, args.criteria)]
-        text = "\n".join(lines) + "\n"
-        print(text)
-        if args.out:
-            args.out.write_text(text)
-        return 0
+        return _emit(lines, args.out)
     if args.smoke_test:
         args.seeds, args.epochs, args.patience, args.criteria = 2, 2, 2, args.criteria[:1]
     ceil = ceiling(args.demo).set_index("criterion")["r2_linear"]
@@ -143,11 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             t, pe = gains[(model, "table")], gains[(model, "peers")]
             lines.append(f"| {crit} | {MODEL_LABELS[model]}: peers' gain / table's gain | | "
                          f"{pe / t if t > 0 else float('nan'):.2f} | | | |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return 0
+    return _emit(lines, args.out)
 
 
 if __name__ == "__main__":
