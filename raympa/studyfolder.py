@@ -36,7 +36,13 @@ SUMMARY_ITEMS = (STUDY_JSON, TRIALS_CSV, OPTUNA_JOURNAL, LATENTS_DIR)  # what go
 
 METRIC = "val_r2_full"  # the selection metric (validation R² of full-length recordings)
 MODE = "max"
-RESULT_COLUMNS = ("val_r2_full", "test_r2_full", "test_r2_chunk", "val_r2_chunk", "epochs_run", "best_epoch")
+RESULT_COLUMNS = (
+    "val_r2_full", "test_r2_full",  # full-length recordings (Pati et al.'s test protocol)
+    "test_r2_chunk", "val_r2_chunk",  # old name of the chunk1000 protocol, kept for older studies
+    "test_r2_chunk1000", "val_r2_chunk1000",  # 1000-frame windows at hop 500 (ours)
+    "test_r2_chunkmix", "val_r2_chunkmix",  # the original code's three window sets together
+    "epochs_run", "best_epoch", "best_epoch_at_end", "steps_per_epoch",
+)
 FINISHED = "TERMINATED"  # trials.csv status of a trial that ran to its end
 FAILED = "ERROR"
 # a trial's checkpoints (tune/trial_<id>/checkpoint_<n>/)
