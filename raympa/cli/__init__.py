@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"raympa.cli.{name}").register(sub)
+    for action in sub._choices_actions:  # each command's page opens with its one-line summary
+        page = sub.choices[action.dest]
+        page.description = page.description or action.help
     return parser
 
 
