@@ -30,13 +30,19 @@ def _add_run_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows-per-task", type=int, default=None, help="inputs per Ray task (default, ours: 1 for small runs, up to 8)")
 
 
+def _add_inputs(p: argparse.ArgumentParser, *, folder: str, table: str) -> None:
+    """The inputs (a folder or a table, one of them) and the run flags both commands share."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("dir", nargs="?", help=folder)
+    src.add_argument("--table", help=table)
+    _add_run_params(p)
+
+
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="pYIN pitch contours from audio files, in parallel on Ray Data")
     p.set_defaults(handler=run_extract)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("dir", nargs="?", help="folder of audio files (wav, flac, ogg, mp3; recursive)")
-    src.add_argument("--table", help="CSV or parquet with recording_id, audio_path [, segment_start, segment_duration]")
-    _add_run_params(p)
+    _add_inputs(p, folder="folder of audio files (wav, flac, ogg, mp3; recursive)",
+                table="CSV or parquet with recording_id, audio_path [, segment_start, segment_duration]")
     _add_extraction_params(p)
     p.add_argument("--backend", default="fast",
                    help="pYIN implementation: fast (raympa.pitch, default) or librosa (the reference)")
@@ -45,10 +51,8 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
 def _add_import_pitchtracks(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-pitchtracks", help="import precomputed FBA pitch tracks (time_sec,f0_hz)")
     p.set_defaults(handler=run_import_pitchtracks)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("dir", nargs="?", help="folder of *_pyin_pitchtrack.txt files (recursive)")
-    src.add_argument("--table", help="CSV or parquet with recording_id, pitchtrack_path [, segment columns]")
-    _add_run_params(p)
+    _add_inputs(p, folder="folder of *_pyin_pitchtrack.txt files (recursive)",
+                table="CSV or parquet with recording_id, pitchtrack_path [, segment columns]")
     p.add_argument("--sample-rate", type=int, default=C.SAMPLE_RATE, help="Hz of the target grid (default %(default)s)")
     p.add_argument("--hop-length", type=int, default=C.HOP_LENGTH, help="samples of the target grid (default %(default)s)")
 
