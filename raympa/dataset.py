@@ -332,14 +332,21 @@ def gather_chunks(
     """
     import torch
 
+    n, zero = midi.numel(), torch.zeros((), dtype=midi.dtype, device=midi.device)
     t = torch.arange(chunk_frames, device=midi.device)  # (chunk,)
     first = begin[which] + starts  # (batch,)
-    idx = first[:, None] + t[None, :]  # (batch, chunk)
-    valid = idx < end[which][:, None]
-    if midi.numel() == 0:
-        return torch.zeros(idx.shape, dtype=midi.dtype, device=midi.device)
-    vals = midi[idx.clamp(max=midi.numel() - 1)]
-    return torch.where(valid, vals, torch.zeros((), dtype=midi.dtype, device=midi.device))
+    end_w = end[which]  # (batch,)
+    if n < chunk_frames:
+        idx = first[:, None] + t[None, :]  # (batch, chunk)
+        if n == 0:
+            return torch.zeros(idx.shape, dtype=midi.dtype, device=midi.device)
+        return torch.where(idx < end_w[:, None], midi[idx.clamp(max=n - 1)], zero)
+    vals = midi.unfold(0, chunk_frames, 1)[first.clamp(max=n - chunk_frames)]  # (batch, chunk): rows of a view
+    short = end_w - first < chunk_frames  # (batch,) chunks that run past their contour's end
+    if bool(short.any()):
+        idx = first[short, None] + t[None, :]  # (short, chunk)
+        vals[short] = torch.where(idx < end_w[short, None], midi[idx.clamp(max=n - 1)], zero)
+    return vals
 
 
 def gather_inputs(
