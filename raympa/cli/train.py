@@ -21,7 +21,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="split seed when the table has no split column")
     p.add_argument("--band", default=None, help="train on this band only (default: every band in the table)")
     p.add_argument("--log-every", type=int, default=10, help="print progress every N epochs (default %(default)s)")
-    notes = {  # where each default comes from: docs/divergences.md
+    notes = {  # what each flag is, and where its default comes from: docs/divergences.md
+        "model": "pcconvnet = the baseline; contrastive = two-step; contrastive-jl = joint loss; si-* and "
+                 "joint-embed* read a reference (--reference)",
+        "criterion": "the rating the model regresses",
+        "seed": "weights, batches and pairs of the run (the split has its own --split-seed)",
+        "n_bins": "C, rating bins of the weighted contrastive loss (paper and original code: 5)",
+        "rnc_temperature": "tau of Rank-N-Contrast (Zha et al. 2023: 2)",
+        "chunk_frames": "frames per training chunk (paper: 1000, about 5.8 s)",
+        "batch_size": "chunks per SGD step (ours; the paper states none)",
+        "lr": "learning rate of the joint, head and baseline stages (paper: 0.005 for the joint and head)",
+        "epochs": "most epochs of the joint, head and baseline stages (paper: 300 for the joint and head)",
+        "encoder_epochs": "most epochs of the two-step encoder stage (paper: 150)",
+        "momentum": "SGD momentum (paper and original code)",
+        "weight_decay": "SGD weight decay (paper and original code)",
+        "device": "auto = CUDA when present, else CPU; cuda fails clearly on a torch without CUDA",
         "contrastive": "weighted = the paper's loss; rnc = Rank-N-Contrast",
         "jl_lambda": "weight of the contrastive term in contrastive-jl",
         "margin": "s (original code 0.5; the paper gives none)",
