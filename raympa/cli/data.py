@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from raympa import constants as C
+
 
 def _add_fba_index(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fba-index", help="index of FBA auditions from the MIG-FbaData annotation layout")
@@ -31,7 +33,8 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--n", type=int, default=240, help="number of auditions (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
-    p.add_argument("--band", choices=("middleschool", "symphonicband"), default="middleschool")
+    p.add_argument("--band", choices=C.STUDY_BANDS, default="middleschool",
+                   help="band whose etudes, players and judge are simulated (default %(default)s)")
     p.add_argument("--fba-annotations", default=None, help="MIG-FbaData checkout: real etude MIDIs and rating distribution")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 split (default %(default)s)")
     p.add_argument("--duration", type=float, default=None,

@@ -8,7 +8,7 @@ import argparse
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="HTML report (and CSV tables) of a study directory")
     p.set_defaults(handler=run_report)
-    p.add_argument("study_dir", help="study folder written by studies/*.py")
+    p.add_argument("study_dir", help="study folder written by `raympa study` or studies/*.py")
     p.add_argument("--out", default=None, help="report folder (default STUDY_DIR/report)")
     p.add_argument("--n-bins", type=int, default=5,
                    help="rating bins for t-SNE colours, centroids, Davies-Bouldin (default %(default)s, paper C)")
