@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CONTRASTIVE_MODELS = tuple(m for m in C.PAPER_MODELS if m != C.BASELINE_MODEL)  # the paper's contrastive models
+# ours: the reference-informed model searched beside each contrastive model (``reference`` given)
+INFORMED_PARTNERS = {"contrastive": "si-contrastive", "contrastive-jl": "si-contrastive-jl"}
+INFORMED_REFERENCE = "informed_reference"  # grid config key: the reference mode of the informed models only
+JOINT_MODELS = ("contrastive-jl", "si-contrastive-jl")  # the models with a jl_lambda
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ def margin_sweep_space(
     models: Sequence[str] = CONTRASTIVE_MODELS,
     terms: Sequence[str] = ("weighted", "rnc"),
     baseline: bool = False,
+    reference: str = "none",
     **constants: Any,
 ) -> SearchSpace:
     """The margin sweep: s, C, lambda, lr and the contrastive term, for the two contrastive models.
@@ -148,9 +153,17 @@ def margin_sweep_space(
         terms: contrastive terms searched (``weighted`` = paper, ``rnc`` = Rank-N-Contrast).
         baseline: the first trial is PCConvNet (Pati et al. 2018) with TrainConfig's defaults
             and the same constants (seeds, data, epochs): the reference of the sweep.
+        reference: ``none`` (the paper's setting), or ``table`` / ``peers``: each contrastive
+            model's reference-informed partner (:data:`INFORMED_PARTNERS`) is searched beside it
+            with ``reference`` set in its configuration (the baseline stays PCConvNet).
         **constants: fixed TrainConfig fields (criterion, epochs ...) and ``band``.
     """
     weighted = ("contrastive", ("weighted",))
+    informed = tuple(INFORMED_PARTNERS[m] for m in models if m in INFORMED_PARTNERS) if reference != "none" else ()
+    models = tuple(models) + tuple(m for m in informed if m not in models)
+    with_reference = tuple(m for m in models if m in C.REFERENCE_MODELS)
+    reference_param = (Param("reference", "categorical", choices=(reference,), when=("model", with_reference),
+                             note="ours: the reference mode of the informed models"),) if with_reference else ()
     return SearchSpace(
         params=(
             Param("model", "categorical", choices=tuple(models), note="joint (contrastive-jl) or two-step (contrastive)"),
@@ -159,9 +172,10 @@ def margin_sweep_space(
             Param("n_bins", "int", 2, 10, when=weighted, note="paper C = 5"),
             Param("rnc_temperature", "float", 0.5, 4.0, log=True, when=("contrastive", ("rnc",)),
                   note="Zha et al. 2023: tau = 2"),
-            Param("jl_lambda", "float", 0.1, 10.0, log=True, when=("model", ("contrastive-jl",)),
+            Param("jl_lambda", "float", 0.1, 10.0, log=True, when=("model", JOINT_MODELS),
                   note="paper: 1 (L = L_MSE + L_C)"),
             Param("lr", "float", 5e-4, 5e-2, log=True, note="paper 0.005"),
+            *reference_param,
         ),
         constants=dict(constants),
         baseline={"model": C.BASELINE_MODEL} if baseline else None,
@@ -175,6 +189,7 @@ def paper_grid(
     bands: Sequence[str] = C.STUDY_BANDS,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     batch_seeds: bool = True,
+    reference: str = "none",
     **constants: Any,
 ) -> dict[str, Any]:
     """Tune ``param_space`` of the paper's grid (section 4.2): models x criteria x bands x seeds.
@@ -182,13 +197,18 @@ def paper_grid(
     With ``batch_seeds`` (default) each model x criterion x band is one trial that trains all
     ``seeds`` together as one batched model (config key ``seeds``); without, every seed is a
     trial of its own (a grid axis). The other TrainConfig fields keep their defaults unless
-    given in ``constants``.
+    given in ``constants``. With ``reference`` ``table`` or ``peers`` the grid gains the
+    reference-informed models (``constants.REFERENCE_MODELS``, ours) as extra models, each
+    configuration's ``reference`` set by its model (config key :data:`INFORMED_REFERENCE`,
+    read by ``raympa.study.split_config``; paper models keep ``none``).
     """
     from ray import tune
 
     seed_list = [int(s) for s in seeds]
+    model_list = list(models) + ([m for m in C.REFERENCE_MODELS if m not in models] if reference != "none" else [])
     return {
-        "model": tune.grid_search(list(models)),
+        "model": tune.grid_search(model_list),
+        **({INFORMED_REFERENCE: reference} if reference != "none" else {}),
         "criterion": tune.grid_search(list(criteria)),
         "band": tune.grid_search(list(bands)),
         **({"seeds": seed_list} if batch_seeds else {"seed": tune.grid_search(seed_list)}),

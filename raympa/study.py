@@ -38,13 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from raympa import constants as C
 from raympa import studyfolder as SF
 from raympa.cluster import init_ray  # noqa: F401  (re-exported: scripts and tests start Ray through it)
 from raympa.config import TrainConfig
 from raympa.progress import trial_lines
 from raympa.search import (  # noqa: F401  (re-exported: the search spaces' old home)
-    Param, SearchSpace, complete_journal, describe_param_space, export_optuna, grid_distributions, margin_sweep_space,
-    optuna_search, paper_grid)
+    INFORMED_REFERENCE, Param, SearchSpace, complete_journal, describe_param_space, export_optuna, grid_distributions,
+    margin_sweep_space, optuna_search, paper_grid)
 from raympa.studyfolder import (  # noqa: F401  (METRIC, MODE, RESULT_COLUMNS, error_message: public here too)
     FINAL_FILE, LATENTS_FILE, MEMBERS_KEY, METRIC, MODE, MODEL_FILE, RESULT_COLUMNS, STATE_FILE, error_message,
     member_folder)
@@ -54,7 +55,7 @@ if TYPE_CHECKING:  # heavy imports stay out of module import time
 
 TRIAL_INDEX = "__trial_index__"  # Ray's Repeater sets it (index of the repeat); read for configs that carry it
 SEEDS = "seeds"  # config key: the seeds one trial trains together (one batched model)
-EXTRA_KEYS = ("band", SEEDS)  # config keys that are not TrainConfig fields (split_config, split_members)
+EXTRA_KEYS = ("band", SEEDS, INFORMED_REFERENCE)  # config keys that are not TrainConfig fields (split_config, split_members)
 FitFn = Callable[..., Any]  # raympa.train.fit or a stand-in with the same signature
 
 
@@ -71,6 +72,9 @@ def split_config(config: Mapping[str, Any]) -> tuple[TrainConfig, str | None]:
     band = params.pop("band", None)
     if band in ("", "all"):
         band = None
+    informed = params.pop(INFORMED_REFERENCE, None)  # paper grid: only reference-informed models get it
+    if informed is not None and params.get("model") in C.REFERENCE_MODELS:
+        params["reference"] = informed
     if TRIAL_INDEX in params:
         params["seed"] = int(params.get("seed", 0)) + int(params.pop(TRIAL_INDEX))
     return TrainConfig.from_dict(params), (None if band is None else str(band))
@@ -161,6 +165,8 @@ def trainable(
             torch.save(get_state(), Path(tmp) / STATE_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
 
+    if cfgs[0].reference == "none":  # a paper model reads the contour alone
+        data = data.with_reference(None)
     if SEEDS in config:
         if fit_members is None:
             from raympa.train import fit_members

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from raympa import constants as C
 from raympa import study
 from raympa.config import TrainConfig
 
@@ -263,6 +264,7 @@ _INTERRUPTED_DRIVER = """
 import functools, sys
 sys.path.insert(0, {tests!r})
 import study_standin
+from raympa import constants as C
 from raympa import study
 from raympa.dataset import synthetic_set
 study.init_ray(num_cpus=2)
@@ -376,6 +378,38 @@ def test_address_without_storage_path_is_refused(capsys):
 
 
 @pytest.mark.slow
+def test_margin_sweep_smoke_test_with_references(ray_local, smoke_dirs, tmp_path, monkeypatch):
+    """--reference table: the data carries the demo's MIDI references and informed trials train on them."""
+    data_dir, cache = smoke_dirs
+    monkeypatch.setenv("RAYMPA_CACHE", str(cache))
+    module = _script("margin_sweep")
+    assert module.main(["--smoke-test", "--data-dir", str(data_dir), "--storage-path", str(tmp_path),
+                        "--reference", "table", "--models", "si-contrastive-jl"]) == 0
+    out = tmp_path / "margin_sweep_smoke"
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials["status"] == "TERMINATED").all(), trials[["status", "error"]]
+    assert (trials["model"] == "pcconvnet").sum() == 1  # the baseline kept, without a reference
+    informed = trials[trials["model"].isin(C.REFERENCE_MODELS)]
+    assert len(informed) >= 1 and informed["val_r2_full"].notna().all()
+    assert set(trials["reference"]) == {"none", "table"}
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["data"]["reference"] == "table"
+
+
+def test_search_spaces_add_informed_models():
+    from raympa.search import INFORMED_REFERENCE, margin_sweep_space, paper_grid
+    from raympa.study import split_config
+
+    space = margin_sweep_space(reference="peers")
+    assert {"si-contrastive", "si-contrastive-jl"} <= set(space.params[0].choices)
+    grid = paper_grid(reference="peers", criteria=["note_accuracy"], bands=["middleschool"])
+    assert set(grid["model"]["grid_search"]) == {*C.PAPER_MODELS, *C.REFERENCE_MODELS}
+    for model in grid["model"]["grid_search"]:
+        cfg, _ = split_config({"model": model, INFORMED_REFERENCE: "peers"})
+        assert cfg.reference == ("peers" if model in C.REFERENCE_MODELS else "none")
+    assert INFORMED_REFERENCE not in paper_grid()
+
+
 def test_smoke_study_console_is_short(tmp_path):
     """A smoke study run as a user runs it prints at most 250 lines and no repeated Tune warning."""
     import os

@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any, Callable, Sequence
 
+from raympa import constants as C
+
 _COMMA = "comma-separated"
 
 
@@ -33,6 +35,9 @@ def _add_common(p: argparse.ArgumentParser, defaults: Any, *, name: str) -> None
                    "(default %(default)s; on a cluster a shared folder, e.g. /mnt/shared/data)")
     p.add_argument("--demo-n", type=int, default=defaults.demo_n, help="demo auditions per band (default %(default)s)")
     p.add_argument("--demo-duration", type=float, default=None, help="demo etude length in seconds (default: the demo's)")
+    p.add_argument("--reference", choices=C.REFERENCE_MODES, default=defaults.reference,
+                   help="none (the paper's setting), table (each row's reference_path) or peers (top-rated training "
+                        "recordings of the piece): adds the reference-informed models (default %(default)s)")
     p.add_argument("--epochs", type=int, default=defaults.epochs, help="joint / head / baseline epochs (default %(default)s)")
     p.add_argument("--encoder-epochs", type=int, default=defaults.encoder_epochs,
                    help="two-step encoder epochs (default %(default)s)")

@@ -63,8 +63,14 @@ def load_study_data(
     bands: Sequence[str] = ("middleschool",),
     demo_n: int = 120,
     demo_duration: float | None = None,
+    reference: str = "none",
+    criterion: str = C.CRITERIA[0],
 ) -> tuple["ContourSet", dict[str, Any]]:
     """The study's ContourSet: the demo (``data="demo"``), or the ratings table ``data`` with ``contours``.
+
+    With ``reference`` ``table`` or ``peers`` the set carries each recording's aligned reference
+    (:func:`raympa.references.build_references`; ``criterion`` ranks peers); recordings without
+    one are left out with a warning.
 
     Raises:
         ValueError: a ratings table without contours, or no recording with both.
@@ -86,6 +92,14 @@ def load_study_data(
     contour_set = ContourSet.from_tables(ratings, table)
     if len(contour_set) == 0:
         raise ValueError("no recording has both a rating and a contour")
+    if reference != "none":
+        from raympa.references import attach, build_references
+
+        refs = build_references(reference, ratings, contour_set, criterion=criterion)
+        contour_set = attach(contour_set, refs)
+        info.update(reference=reference, references=refs.summary())
+        if len(contour_set) == 0:
+            raise ValueError(f"no recording has a reference ({refs.summary()})")
     info.update(n_recordings=len(contour_set), bands_present=sorted(set(contour_set.band.tolist())),
                 splits={s: int((contour_set.split == s).sum()) for s in C.SPLITS})
     return contour_set, info

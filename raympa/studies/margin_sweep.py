@@ -66,11 +66,11 @@ def run(options: Options, *, command: Sequence[str]) -> Path:
     space = margin_sweep_space(
         models=tuple(options.models), terms=tuple(options.terms), baseline=options.baseline,
         criterion=options.criterion, band=options.band, epochs=options.epochs, encoder_epochs=options.encoder_epochs,
-        patience=PATIENCE, chunks_per_recording=options.chunks_per_recording,
+        patience=PATIENCE, chunks_per_recording=options.chunks_per_recording, reference=options.reference,
     )
     bands = C.STUDY_BANDS if options.band == "all" else (options.band,)
     return run_defined_study(
-        options, name=name, question=QUESTION, command=command, bands=bands, search=space,
+        options, name=name, question=QUESTION, command=command, bands=bands, criterion=options.criterion, search=space,
         num_samples=options.num_samples + int(options.baseline),
         repeats=options.repeats,
         asha=options.asha,

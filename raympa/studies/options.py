@@ -32,6 +32,9 @@ class StudyOptions:
         cpus_per_trial, gpus_per_trial: resources of one trial (0.25 GPU = four trials per GPU).
         max_concurrent: at most this many trials at once; max_failures: retries of a failed trial.
         dashboard: start Ray's dashboard (local runs: on 127.0.0.1 only).
+        reference: ``none`` (the paper's setting), ``table`` (each row's ``reference_path``) or
+            ``peers`` (top-rated training recordings of the piece): the data carries references
+            and the study adds the reference-informed models (:mod:`raympa.references`).
     """
 
     name: str | None = None
@@ -54,6 +57,7 @@ class StudyOptions:
     max_concurrent: int | None = None
     max_failures: int = 2  # ours
     dashboard: bool = False
+    reference: str = "none"  # paper: no reference
 
     def smoke(self, **study_fields: Any) -> "StudyOptions":
         """The smoke-test variant: 3 epochs (two-step encoder 2) on 24 short demo auditions."""
@@ -90,6 +94,7 @@ def run_defined_study(
     question: str,
     command: Sequence[str],
     bands: Sequence[str],
+    criterion: str,
     search: "SearchSpace | None" = None,
     param_space: Mapping[str, Any] | None = None,
     **settings: Any,
@@ -102,6 +107,7 @@ def run_defined_study(
         question: the question it answers (study.json, the report).
         command: the command line, for study.json.
         bands: bands whose data the study needs.
+        criterion: the rating that ranks peers (``reference="peers"``).
         search / param_space: as :func:`raympa.study.run_study`.
         **settings: further :class:`raympa.study.StudySettings` fields (num_samples, repeats ...).
 
@@ -116,7 +122,8 @@ def run_defined_study(
     check_location(options)
     init_ray(options.address, dashboard=options.dashboard)
     data, info = load_study_data(data=options.data, contours=options.contours, data_dir=options.data_dir,
-                                 bands=bands, demo_n=options.demo_n, demo_duration=options.demo_duration)
+                                 bands=bands, demo_n=options.demo_n, demo_duration=options.demo_duration,
+                                 reference=options.reference, criterion=criterion)
     study_settings = StudySettings(
         name=name, question=question, cpus_per_trial=options.cpus_per_trial, gpus_per_trial=options.gpus_per_trial,
         max_concurrent=options.max_concurrent, max_failures=options.max_failures, **settings)

@@ -57,8 +57,8 @@ def run(options: Options, *, command: Sequence[str]) -> Path:
     space = paper_grid(
         models=list(options.models), criteria=list(options.criteria), bands=tuple(options.bands),
         seeds=[int(s) for s in options.seeds], epochs=options.epochs, encoder_epochs=options.encoder_epochs,
-        patience=options.patience, chunks_per_recording=options.chunks_per_recording,
+        patience=options.patience, chunks_per_recording=options.chunks_per_recording, reference=options.reference,
     )
     return run_defined_study(options, name=name, question=QUESTION, command=command, bands=tuple(options.bands),
-                             param_space=space)
+                             criterion=options.criteria[0], param_space=space)
 
