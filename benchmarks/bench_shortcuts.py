@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke_test:
         args.n, args.duration, args.train_seeds, args.bands = 30, 6.0, "", "middleschool"
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # this benchmark's own local Ray instance
-    cmd = "python benchmarks/bench_shortcuts.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python benchmarks/bench_shortcuts.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = ["# Shortcuts: global contour statistics against the simulator's ceiling", "",
              f"Command: `{cmd.strip()}`", "",
              f"Data: `raympa demo-data --n {args.n} --seed {args.seed}` per band, contours by `raympa extract`; "

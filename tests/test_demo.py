@@ -227,7 +227,7 @@ def test_with_fba_annotations(shared_fba: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not met yet: global statistics reach R² 0.35 on rhythm accuracy at 600 auditions "
+@pytest.mark.xfail(reason="not met yet: global statistics reach R² 0.34 on symphonic note accuracy at 600 auditions "
                           "(benchmarks/results/shortcuts.md)", strict=False)
 def test_global_statistics_explain_little(tmp_path: Path) -> None:
     """Global contour statistics (length, voiced fraction, pitch spread, jumps, segments) predict

@@ -59,16 +59,16 @@ DEVIATIONS: dict[str, Deviation] = {
                                    "phrases rushed or dragged against the student's own tempo"),
     "tempo_drift": Deviation("rhythm_accuracy", 0.0, 0.20, 1.2, "relative tempo change, start to end",
                              "an accelerando or ritardando over the etude"),
-    "hesitations": Deviation("rhythm_accuracy", 0.0, 0.02, 3.0, "pauses per note",
-                             "a 0.15-0.5 s stop before a hard note"),
-    "restarts": Deviation("rhythm_accuracy", 0.0, 1.2, 4.0, "expected restarts per etude",
-                          "a stop, a breath, and the bar played again from its start"),
+    "hesitations": Deviation("rhythm_accuracy", 0.0, 0.01, 3.0, "pauses per note",
+                             "a 0.15-0.5 s stop before a hard note", skill_share=0.2),
+    "restarts": Deviation("rhythm_accuracy", 0.0, 0.6, 4.0, "expected restarts per etude",
+                          "a stop, a breath, and the bar played again from its start", skill_share=0.2),
     "mechanical_timing": Deviation("musicality", 0.0, 1.0, 1.0, "0 = shaped phrases, 1 = metronomic",
                                    "no push into the phrase and no easing at its end"),
     "vibrato": Deviation("musicality", 0.0, 1.0, 1.0, "0 = steady, 1 = erratic",
                          "vibrato of uneven rate and depth note to note (clarinet: an unsteady held pitch)"),
     "legato": Deviation("musicality", 0.0, 1.0, 1.0, "0 = connected, 1 = choppy",
-                        "notes cut short, gaps between them", skill_share=0.35),
+                        "notes cut short, gaps between them", skill_share=0.25),
     "flat_dynamics": Deviation("musicality", 0.0, 1.0, 1.0, "0 = phrase arches, 1 = flat",
                                "no crescendo into the phrase and back (not in a pitch contour)"),
     "phrasing": Deviation("musicality", 0.0, 0.6, 1.2, "fraction of misplaced breaths",
@@ -83,7 +83,7 @@ DEVIATIONS: dict[str, Deviation] = {
 JUDGE_WEIGHTS: dict[str, dict[str, float]] = {
     "note_accuracy": {"wrong_notes": 0.55, "fluffed_notes": 0.32, "extra_notes": 0.13},
     "rhythm_accuracy": {"onset_jitter": 0.2, "rhythm_errors": 0.3, "tempo_instability": 0.2, "tempo_drift": 0.1,
-                        "hesitations": 0.1, "restarts": 0.1},
+                        "hesitations": 0.08, "restarts": 0.08},
     "musicality": {"mechanical_timing": 0.25, "vibrato": 0.15, "legato": 0.08, "flat_dynamics": 0.2,
                    "phrasing": 0.17, "intonation": 0.15},
     "tone_quality": {"tone_noise": 0.7, "intonation": 0.3},
@@ -106,6 +106,9 @@ BAND_STANDARDS = {
     "middleschool": BandStandard(deviation_scale=1.0, extra_noise=0.0),
     "symphonicband": BandStandard(deviation_scale=0.8, extra_noise=0.08),
 }
+# A deviation's standardised amount counts at most about Z_CAP (soft: Z_CAP * tanh(z / Z_CAP)): one
+# restart, far above the population's few, lowers the rhythm rating without drowning the rest (ours).
+Z_CAP = 3.0
 HALO = 0.5  # share of the judge noise common to the criteria of one audition (ours)
 
 # Built-in rating distributions: value -> count of the usable FBA 2013-2018 technical-etude
@@ -145,7 +148,7 @@ FBA_MEAN_CORRELATION = {"middleschool": 0.66, "symphonicband": 0.78}
 # correlated TEMPO_SKILL with skill (weaker players slower, loosely). Not judged: rhythm accuracy
 # is heard against the student's own tempo (ours).
 TEMPO_SPREAD = 0.13
-TEMPO_SKILL = 0.35
+TEMPO_SKILL = 0.1
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ class JudgeModel:
         for j, crit in enumerate(C.RATED_COLUMNS):
             score = np.zeros(n)
             for dev, w in JUDGE_WEIGHTS[crit].items():
-                score -= w * (amounts[dev].to_numpy(dtype=float) - self.mean[dev]) / self.sd[dev]
+                z = (amounts[dev].to_numpy(dtype=float) - self.mean[dev]) / self.sd[dev]
+                score -= w * Z_CAP * np.tanh(z / Z_CAP)  # a judge's penalty saturates
             score /= self.score_sd[crit]
             v = self.noise_share.get(crit, JUDGE_NOISE[crit])
             if noise is not None:

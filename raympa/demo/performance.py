@@ -31,7 +31,7 @@ from raympa import constants as C
 from raympa.demo.etudes import Etude, note_difficulty
 from raympa.demo.synthesis import NoteEvents
 
-TUNING_CENTS = 25.0  # a student's overall tuning offset is uniform in +-25 cents (ours; not judged)
+TUNING_CENTS = 40.0  # a student's overall tuning offset is uniform in +-40 cents (ours; not judged)
 SLIP_SHARE = 0.08  # share of fluffs that jump to another partial: squeak or octave slip (ours)
 SLIP_SEMITONES = {"Bb Clarinet": 19.0, "Alto Saxophone": 12.0, "Flute": 12.0}  # a twelfth / an octave up
 
