@@ -34,7 +34,8 @@ def _add_common(p: argparse.ArgumentParser, defaults: Any, *, name: str) -> None
     p.add_argument("--data-dir", default=defaults.data_dir, help="where demo data and its contours are built "
                    "(default %(default)s; on a cluster a shared folder, e.g. /mnt/shared/data)")
     p.add_argument("--demo-n", type=int, default=defaults.demo_n, help="demo auditions per band (default %(default)s)")
-    p.add_argument("--demo-duration", type=float, default=None, help="demo etude length in seconds (default: the demo's)")
+    p.add_argument("--demo-duration", type=float, default=defaults.demo_duration,
+                   help="demo etude length in seconds (default %(default)s; None: the demo's)")
     p.add_argument("--reference", choices=C.REFERENCE_MODES, default=defaults.reference,
                    help="none (the paper's setting), table (each row's reference_path) or peers (top-rated training "
                         "recordings of the piece): adds the reference-informed models (default %(default)s)")
