@@ -109,7 +109,7 @@ BAND_STANDARDS = {
 # A deviation's standardised amount counts at most about Z_CAP (soft: Z_CAP * tanh(z / Z_CAP)): one
 # restart, far above the population's few, lowers the rhythm rating without drowning the rest (ours).
 Z_CAP = 3.0
-HALO = 0.5  # share of the judge noise common to the criteria of one audition (ours)
+HALO = 0.8  # share of the judge noise common to the criteria of one audition (ours)
 
 # Built-in rating distributions: value -> count of the usable FBA 2013-2018 technical-etude
 # ratings (alto sax, clarinet, flute), from `raympa fba-index --annotations ../shared/fba`.
