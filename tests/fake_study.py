@@ -213,3 +213,27 @@ def make_fake_sweep(
         "search_space": {"searched": SWEEP_SPACE, "constants": {"criterion": "note_accuracy", "band": "middleschool"}},
     }, indent=2))
     return study
+
+
+def add_predictions(study: Path, *, noise: dict[str, float], seed: int = 0) -> Path:
+    """Give every trial's latents file the full-length test predictions train writes (``pred``).
+
+    The test recordings and their ratings become the same in every file (as in a real study: one
+    test set); each trial predicts ``y + N(0, noise[model])``, so a model with less noise has the
+    higher R² on the recordings.
+    """
+    rng = np.random.default_rng(seed)
+    trials = pd.read_csv(study / "trials.csv")
+    y = None
+    for tid, model in trials[["trial_id", "model"]].itertuples(index=False):
+        path = study / "latents" / f"{tid}.npz"
+        if not path.is_file():
+            continue
+        with np.load(path) as f:
+            data = dict(f)
+        if y is None:
+            y = rng.uniform(0, 1, len(data["y"])).astype(np.float32)
+        data["y"] = y
+        data["pred"] = (y + rng.normal(0, noise[model], len(y))).astype(np.float32)
+        np.savez(path, **data)
+    return study

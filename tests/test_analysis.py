@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fake_study import make_fake_study, make_fake_sweep
+from fake_study import add_predictions, make_fake_study, make_fake_sweep
 from scipy.stats import wilcoxon
 from sklearn.metrics import davies_bouldin_score
 
 from raympa import analysis as A
 from raympa.analysis.latent import latent_points_note
+from raympa.analysis.bootstrap import paired_bootstrap_r2, r2_rows
 from raympa.analysis.significance import _paired_test
 
 FAST = A.AnalysisConfig(tsne_max_iter=250)
@@ -294,3 +295,65 @@ def test_r2_protocols_prefer_new_chunk_names():
     assert r2_protocols(["test_r2_full", "test_r2_chunk"]) == ["test_r2_full", "test_r2_chunk"]
     both = ["test_r2_chunk", "test_r2_chunkmix", "test_r2_full", "test_r2_chunk1000"]
     assert r2_protocols(both) == ["test_r2_full", "test_r2_chunk1000", "test_r2_chunkmix"]
+
+
+def test_paired_bootstrap_r2_hand_computed():
+    y, a, b = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 1.0])
+    # resamples: y = [0,1,2] -> R² 1 vs 0; [0,0,2] and [0,2,2] -> SS_tot 8/3, b's SS_res 3, R² -1/8;
+    # [1,1,1] has all-equal ratings: no R², left out
+    idx = np.array([[0, 1, 2], [0, 0, 2], [1, 1, 1], [0, 2, 2]])
+    res = paired_bootstrap_r2(y, a, b, indices=idx)
+    assert (res["boot_r2_config"], res["boot_r2_baseline"], res["boot_diff"]) == pytest.approx((1.0, 0.0, 1.0))
+    # d* = [1, 1.125, 1.125]: percentiles 2.5 / 97.5 at positions 0.05 and 1.95 of the sorted values
+    assert (res["boot_ci_low"], res["boot_ci_high"]) == pytest.approx((1.00625, 1.125))
+    # no resampled difference <= 0: p = 2 x (1 + 0) / (1 + 3)
+    assert res["boot_p"] == pytest.approx(0.5) and res["n_recordings"] == 3
+    same = paired_bootstrap_r2(y, a, a, indices=idx)
+    assert same["boot_p"] == 1.0 and (same["boot_ci_low"], same["boot_ci_high"]) == (0.0, 0.0)
+    assert np.isnan(paired_bootstrap_r2(y[:1], a[:1], b[:1])["boot_p"])
+    assert np.isnan(r2_rows(np.array([[1.0, 1.0]]), np.array([[1.0, 0.0]]))).all()  # all-equal ratings: no R²
+    with pytest.raises(ValueError, match="one length"):
+        paired_bootstrap_r2(y, a, b[:2])
+
+
+def test_paired_bootstrap_r2_separates_a_better_model_and_not_an_equal_one():
+    rng = np.random.default_rng(1)
+    y = rng.uniform(0, 1, 80)
+    good, poor, poor2 = (y + rng.normal(0, s, 80) for s in (0.1, 0.3, 0.3))
+    win = paired_bootstrap_r2(y, good, poor)
+    assert win["boot_diff"] > 0 and win["boot_ci_low"] > 0 and win["boot_p"] < 0.01
+    tie = paired_bootstrap_r2(y, poor2, poor)
+    assert tie["boot_ci_low"] < 0 < tie["boot_ci_high"] and tie["boot_p"] > 0.05
+    assert paired_bootstrap_r2(y, good, poor) == win  # seeded: the same resamples every time
+
+
+def test_baseline_comparison_bootstraps_the_test_recordings(tmp_path):
+    from scipy.stats import false_discovery_control
+
+    d = add_predictions(make_fake_sweep(tmp_path / "sweep", configs_per_leaf=2, n_test=40),
+                        noise={"pcconvnet": 0.3, "contrastive": 0.2, "contrastive-jl": 0.1})
+    st = A.load_study(d)
+    cmp_, _ = A.baseline_comparison(st)
+    full = cmp_[cmp_["protocol"] == "test_r2_full"]
+    assert (full["n_recordings"] == 40).all() and full["boot_p"].notna().all()
+    assert cmp_.loc[cmp_["protocol"] != "test_r2_full", "boot_p"].isna().all()  # no per-window predictions
+    assert full["boot_p_bh"].to_numpy() == pytest.approx(false_discovery_control(full["boot_p"].to_numpy(), method="bh"))
+    row = full[full["selected"]].iloc[0]
+    fin = st.finished
+
+    def seed_mean(config_id):
+        preds = [np.load(st.latents_path(t)) for t in fin[fin["config_id"] == config_id]["trial_id"]]
+        return preds[0]["y"], np.mean([p["pred"] for p in preds], axis=0)
+
+    y, pc = seed_mean(row["config_id"])
+    _, pb = seed_mean(row["baseline_config"])
+    assert row[["boot_r2_config", "boot_r2_baseline", "boot_ci_low", "boot_ci_high", "boot_p"]].tolist() == \
+        pytest.approx([*(paired_bootstrap_r2(y, pc, pb)[k] for k in (
+            "boot_r2_config", "boot_r2_baseline", "boot_ci_low", "boot_ci_high", "boot_p"))])
+    jl = full[full["model"] == "contrastive-jl"]
+    assert (jl["boot_diff"] > 0).all()  # the less noisy predictions beat the baseline's on the recordings
+
+
+def test_baseline_comparison_without_predictions_says_so(sweep_dir):
+    cmp_, notes = A.baseline_comparison(A.load_study(sweep_dir))
+    assert cmp_["boot_p"].isna().all() and any("no per-recording predictions" in n for n in notes)

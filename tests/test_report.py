@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_study import make_fake_study, make_fake_sweep
+from fake_study import add_predictions, make_fake_study, make_fake_sweep
 
 from raympa import cli
 from raympa.analysis import AnalysisConfig
@@ -117,7 +117,8 @@ def test_render_check_catches_a_broken_page(report, tmp_path):
 # ----------------------------------------------------------------------------- the sweep's report
 @pytest.fixture(scope="module")
 def sweep_report(tmp_path_factory) -> Path:
-    study = make_fake_sweep(tmp_path_factory.mktemp("sweep"))
+    study = add_predictions(make_fake_sweep(tmp_path_factory.mktemp("sweep")),
+                            noise={"pcconvnet": 0.3, "contrastive": 0.2, "contrastive-jl": 0.1})
     return write_report(study, config=FAST)
 
 
@@ -132,6 +133,11 @@ def test_report_opens_with_the_answer_before_the_figures(sweep_report):
     assert f"95% CI {row['ci_low']:+.3f} to {row['ci_high']:+.3f}" in text
     assert f"Wilcoxon p = {row['p_value']:.3g}" in text and f"adjusted p = {row['p_bh']:.3g}" in text
     assert "PCConvNet" in text and "same 3 seeds" in text
+    # beside the test over seeds, the paired bootstrap over the test recordings, each saying what it resamples
+    assert (f"Over the {int(row['n_recordings'])} test recordings" in text
+            and f"difference {row['boot_diff']:+.3f} (95% CI {row['boot_ci_low']:+.3f} to {row['boot_ci_high']:+.3f})"
+            in text and f"adjusted p = {row['boot_p_bh']:.3g}" in text)
+    assert "resamples seeds" in text and "resamples test recordings" in text
 
 
 def test_report_says_which_protocol_and_latent_points(sweep_report):

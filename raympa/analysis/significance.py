@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raympa.analysis.bootstrap import BOOTSTRAP_KEYS, compare_on_recordings
 from raympa.analysis.load import Notes, Study
 from raympa.analysis.selection import r2_by_model, r2_protocols, selected_configs
 from raympa.constants import BASELINE_MODEL, MODELS
@@ -21,7 +22,9 @@ SIGNIFICANCE_COLUMNS = ["protocol", "scope", "model_a", "model_b", "n_pairs", "m
 
 BASELINE_COLUMNS = ["protocol", "criterion", "band", "config_id", "model", "selected", "n_pairs", "mean_config",
                     "mean_baseline", "mean_diff", "ci_low", "ci_high", "p_value", "p_bh", "n_comparisons",
-                    "rank_biserial", "cohen_dz", "selection_mean", "baseline_config", "note"]
+                    "n_recordings", "boot_r2_config", "boot_r2_baseline", "boot_diff", "boot_ci_low", "boot_ci_high",
+                    "boot_p", "boot_p_bh", "rank_biserial", "cohen_dz", "selection_mean", "baseline_config", "note"]
+BOOTSTRAP_PROTOCOL = "test_r2_full"  # the protocol whose per-recording predictions the latents files hold
 CI_LEVEL = 0.95  # two-sided confidence level of the paired difference
 
 
@@ -133,6 +136,11 @@ def _best_searched(study: Study, trials: pd.DataFrame) -> str | None:
     return str(per.sort_values(["n", "m"], ascending=[False, not study.maximize], kind="stable").index[0])
 
 
+def _trial_ids(trials: pd.DataFrame, seeds: set[Any]) -> list[str]:
+    """One trial per seed in ``seeds`` (the first, where a searcher proposed a configuration twice)."""
+    return trials[trials["seed"].isin(seeds)].drop_duplicates("seed")["trial_id"].astype(str).tolist()
+
+
 def baseline_comparison(study: Study) -> tuple[pd.DataFrame, Notes]:
     """Every configuration against the baseline (``constants.BASELINE_MODEL``, PCConvNet), paired by seed.
 
@@ -142,6 +150,13 @@ def baseline_comparison(study: Study) -> tuple[pd.DataFrame, Notes]:
     Wilcoxon signed-rank p, and ``p_bh``, Benjamini-Hochberg adjusted over all comparisons of one
     protocol (``n_comparisons``). ``selected`` marks the configuration a user would pick: the most
     seeds, then the best mean selection metric (validation).
+
+    These tests resample seeds (n = shared seeds). For the full-length protocol a second test
+    resamples the test recordings (:mod:`raympa.analysis.bootstrap`): the seed-mean predictions of
+    the configuration and the baseline on the same seeds, R² difference ``boot_diff`` with its 95%
+    percentile interval and ``boot_p``; ``boot_p_bh`` is Benjamini-Hochberg adjusted over the same
+    comparisons. Other protocols leave these columns NaN (the latents files hold per-recording
+    predictions of whole recordings only).
     """
     fin = study.finished
     notes: Notes = []
@@ -166,15 +181,22 @@ def baseline_comparison(study: Study) -> tuple[pd.DataFrame, Notes]:
                 pair = pd.concat([ct, bt], axis=1, keys=["c", "b"]).dropna()
                 res = _paired_test(pair["c"].to_numpy(float), pair["b"].to_numpy(float))
                 lo, hi = mean_ci(pair["c"].to_numpy(float) - pair["b"].to_numpy(float))
+                boot = dict.fromkeys(BOOTSTRAP_KEYS, np.nan)
+                if protocol == BOOTSTRAP_PROTOCOL and len(pair):
+                    seeds = set(pair.index)
+                    boot, boot_notes = compare_on_recordings(
+                        study, _trial_ids(c, seeds), _trial_ids(g[g["config_id"] == b["config_id"].iloc[0]], seeds))
+                    notes += boot_notes
                 block.append({
                     "protocol": protocol, "criterion": crit, "band": band, "config_id": cid,
                     "model": c["model"].iloc[0], "selected": cid == best, "n_pairs": res["n_pairs"],
                     "mean_config": res["mean_a"], "mean_baseline": res["mean_b"], "mean_diff": res["mean_diff"],
                     "ci_low": lo, "ci_high": hi, "p_value": res["p_value"], "rank_biserial": res["rank_biserial"],
                     "cohen_dz": res["cohen_dz"], "selection_mean": float(c[study.metric].mean()),
-                    "baseline_config": b["config_id"].iloc[0], "note": res["note"],
+                    "baseline_config": b["config_id"].iloc[0], "note": res["note"], **boot,
                 })
         bh_adjust(block)
+        bh_adjust(block, key="boot_p", out="boot_p_bh")
         n_tests = int(np.isfinite([r["p_value"] for r in block]).sum()) if block else 0
         rows += [dict(r, n_comparisons=n_tests) for r in block]
     df = pd.DataFrame(rows, columns=BASELINE_COLUMNS)

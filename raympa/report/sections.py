@@ -139,7 +139,10 @@ def _study_sections(a: Analysis) -> list[tuple[Section, Any]]:
         (Section("baseline", "Every configuration against PCConvNet",
                  "Each searched configuration's test R² minus the baseline's on the seeds both ran (mean, 95% "
                  "Student-t interval, two-sided Wilcoxon p, Benjamini-Hochberg p_bh over all comparisons of one "
-                 f"protocol); 'selected' is the configuration chosen on {metric}. Protocols: {_protocols_text(a)}.",
+                 "protocol: these resample seeds); for full-length recordings also the paired bootstrap over the "
+                 "test recordings of the seed-mean predictions (boot_diff, its 95% percentile interval, boot_p "
+                 "and boot_p_bh: these resample recordings); "
+                 f"'selected' is the configuration chosen on {metric}. Protocols: {_protocols_text(a)}.",
                  [notes_html(n["baseline"]), table_html(base_show.drop(columns=["note", "baseline_config"])),
                   csv_link("baseline_comparison")], figure=False),
          None),
