@@ -325,7 +325,8 @@ class PitchtrackRows:
 
 
 # ============================================================================ runs
-def _cache_dir(cache_dir: str | Path | None, use_cache: bool) -> str | None:
+def resolve_cache_dir(cache_dir: str | Path | None, use_cache: bool) -> str | None:
+    """The cache folder a run uses (absolute), or None when ``use_cache`` is False."""
     from raympa.cache import default_cache_dir
 
     if not use_cache:
@@ -406,7 +407,7 @@ def extract(
     config = config or ExtractConfig()
     _validate_config(config)
     job_table = jobs(source, path_column="audio_path")
-    row_fn = AudioRows.of(config, cache_dir=_cache_dir(cache_dir, use_cache))
+    row_fn = AudioRows.of(config, cache_dir=resolve_cache_dir(cache_dir, use_cache))
     log.info("extracting %d recording(s) with backend %r", len(job_table), config.backend)
     return run_rows(job_table, out, row_fn, address=address, num_workers=num_workers, rows_per_task=rows_per_task,
                     warmup=functools.partial(warm_up, config))
@@ -438,7 +439,7 @@ def import_pitchtracks(
         raise ValueError("sample_rate and hop_length must be positive")
     job_table = jobs(source, path_column="pitchtrack_path", suffix=PITCHTRACK_SUFFIX)
     row_fn = PitchtrackRows(sample_rate=int(sample_rate), hop_length=int(hop_length),
-                            cache_dir=_cache_dir(cache_dir, use_cache))
+                            cache_dir=resolve_cache_dir(cache_dir, use_cache))
     log.info("importing %d pitch track(s) onto hop %d at %d Hz", len(job_table), hop_length, sample_rate)
     return run_rows(job_table, out, row_fn, address=address, num_workers=num_workers, rows_per_task=rows_per_task)
 
@@ -454,6 +455,8 @@ __all__ = [
     "run_rows",
     "AudioRows",
     "PitchtrackRows",
+    "META_TYPES",
+    "resolve_cache_dir",
     "hz_to_midi",
     "read_pitchtrack",
     "regrid_pitchtrack",

@@ -140,14 +140,22 @@ def _one_line(e: BaseException) -> str:
     return msg[:ERROR_MAX_CHARS]
 
 
+def process_row(row: dict[str, Any], row_fn: RowFn) -> dict[str, Any]:
+    """One row -> its output row (for :func:`rows_to_arrow`), outside Ray: a failure becomes the
+    row's one-line ``error``, and the row carries its CPU seconds and the worker's peak memory,
+    exactly as in :func:`map_rows`. ``row`` needs ``_index``, ``recording_id`` and ``path``."""
+    return _process_row(row, row_fn, None)
+
+
 def _process_row(row: dict[str, Any], row_fn: RowFn, attempts: Any | None) -> dict[str, Any]:
     """One row -> its output row; ``attempts`` (the actor) only on a task's retries."""
-    import ray
-
     base = {"_index": row["_index"], "recording_id": row["recording_id"], "source_path": row["path"]}
     # the first attempt's death is not marked on any row: MAX_RETRIES marked deaths make MAX_RETRIES + 1
-    if attempts is not None and ray.get(attempts.start.remote(row["_index"])) > MAX_RETRIES:
-        return {**base, "error": LOST_TEXT}
+    if attempts is not None:
+        import ray
+
+        if ray.get(attempts.start.remote(row["_index"])) > MAX_RETRIES:
+            return {**base, "error": LOST_TEXT}
     t0 = time.process_time()
     try:
         midi, meta = row_fn(row)
@@ -303,4 +311,4 @@ def _run_on_ray(items: list[dict[str, Any]], row_fn: RowFn, meta_types: MetaType
 
 
 __all__ = ["MAX_RETRIES", "MAX_ROWS_PER_TASK", "arrow_schema", "auto_rows_per_task", "map_rows",
-           "rows_to_arrow", "warm_up_nodes"]
+           "process_row", "rows_to_arrow", "warm_up_nodes"]

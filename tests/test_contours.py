@@ -344,3 +344,46 @@ def test_librosa_backend_on_two_workers_from_an_empty_numba_cache(tmp_path):
     assert "4 of 4 contours written" in proc.stdout, proc.stdout
     assert (load_contours(tmp_path / "out").backend == "librosa").all()
     assert list((tmp_path / "numba").rglob("*.nbi")), "no numba cache written"
+
+
+# ============================================================================ demo: render and extract fused
+def test_demo_fused_contours_equal_two_step_extract(ray_local, tmp_path):
+    """``make_demo(contours=...)`` writes the audio of a plain ``make_demo`` and the contours folder and
+    cache entries ``raympa extract --table ratings.csv`` writes from it (node_id aside: no Ray)."""
+    from raympa.demo import make_demo
+    from raympa.demo.folder import ContourOutput
+
+    cache = tmp_path / "cache"
+    fused = tmp_path / "fused"
+    make_demo(fused, n=6, seed=3, duration_s=2.0, jobs=2, contours=ContourOutput(fused / "contours", cache_dir=cache))
+    plain = tmp_path / "plain"
+    make_demo(plain, n=6, seed=3, duration_s=2.0, jobs=1)
+    wavs = sorted(p.relative_to(fused) for p in (fused / "audio").rglob("*.wav"))
+    assert len(wavs) == 6 and wavs == sorted(p.relative_to(plain) for p in (plain / "audio").rglob("*.wav"))
+    assert all((fused / w).read_bytes() == (plain / w).read_bytes() for w in wavs)
+
+    res = extract(fused / "ratings.csv", tmp_path / "two_step", use_cache=False)
+    assert res.n_ok == 6 and res.n_computed == 6
+    got = pq.read_table(fused / "contours" / "contours.parquet").to_pandas()
+    ref = pq.read_table(tmp_path / "two_step" / "contours.parquet").to_pandas()
+    assert list(got.columns) == list(ref.columns) == list(contours.CONTOUR_COLUMNS)
+    assert (got.node_id == "").all() and (ref.node_id != "").all()
+    got, ref = got.drop(columns="node_id"), ref.drop(columns="node_id")
+    assert got.recording_id.tolist() == ref.recording_id.tolist()
+    for col in got.columns:
+        if col == "midi":
+            assert all(np.array_equal(a, b) for a, b in zip(got.midi, ref.midi))
+        else:
+            pd.testing.assert_series_equal(got[col], ref[col], check_exact=True)
+    assert pd.read_csv(fused / "contours" / "errors.csv").empty
+    # the fused run filled the cache: a later extract computes nothing
+    hit = extract(fused / "ratings.csv", tmp_path / "from_cache", cache_dir=cache)
+    assert (hit.n_cached, hit.n_computed) == (6, 0)
+
+
+def test_demo_contours_need_audio(tmp_path):
+    from raympa.demo import make_demo
+
+    with pytest.raises(ValueError, match="contours need the audio"):
+        make_demo(tmp_path / "d", n=2, duration_s=1.0, render_audio=False, contours=tmp_path / "c")
+    assert not (tmp_path / "d").exists()

@@ -43,6 +43,12 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--like-fba", default=None, metavar="DIR",
                    help="MIG-FbaData checkout: one audition per usable FBA index row of --band (its student id, "
                         "year, instrument, real ratings and split; --n is then unused)")
+    p.add_argument("--contours", default=None, metavar="DIR",
+                   help="also extract the pitch contours into DIR in the rendering processes (what "
+                        "`raympa extract --table OUT/ratings.csv --out DIR` writes, paper's parameters, faster)")
+    p.add_argument("--cache-dir", default=None,
+                   help="contour cache for --contours (default $RAYMPA_CACHE or ~/.cache/raympa)")
+    p.add_argument("--no-cache", action="store_true", help="with --contours: neither read nor write the cache")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,21 +90,26 @@ def run_demo_data(args: argparse.Namespace) -> int:
     """``raympa demo-data``: render the simulated auditions and print a summary."""
     from raympa import constants as C
     from raympa.demo import make_demo, make_demo_like_fba
+    from raympa.demo.folder import ContourOutput
 
+    contours = (ContourOutput(args.contours, cache_dir=args.cache_dir, use_cache=not args.no_cache)
+                if args.contours else None)
     t0 = time.perf_counter()
     try:
         if args.like_fba is not None:
             table = make_demo_like_fba(args.out, args.like_fba, band=args.band, seed=args.seed,
-                                       split_seed=args.split_seed, duration_s=args.duration, jobs=args.jobs)
+                                       split_seed=args.split_seed, duration_s=args.duration, jobs=args.jobs,
+                                       contours=contours)
         else:
             table = make_demo(args.out, n=args.n, seed=args.seed, band=args.band,
                               fba_annotations=args.fba_annotations, split_seed=args.split_seed,
-                              duration_s=args.duration, jobs=args.jobs)
+                              duration_s=args.duration, jobs=args.jobs, contours=contours)
     except (FileNotFoundError, ValueError) as err:
         print(f"raympa demo-data: error: {err}", file=sys.stderr)
         return 2
     dt = time.perf_counter() - t0
-    print(f"wrote {len(table)} auditions to {args.out} in {dt:.1f} s")
+    print(f"wrote {len(table)} auditions to {args.out}" + (f" and their contours to {args.contours}" if contours else "")
+          + f" in {dt:.1f} s")
     print(table[list(C.RATED_COLUMNS)].describe().loc[["mean", "std", "min", "max"]].round(3).to_string())
     print(f"split: {table['split'].value_counts().reindex(list(C.SPLITS), fill_value=0).to_dict()}")
     return 0

@@ -9,22 +9,30 @@ as ``raympa.fba.score_file_name`` says, so the folder also serves ``raympa fba-i
 ``piece_id`` is ``<year>/<band>/<instrument>/technical_etude`` as in the FBA index: one etude per
 year, band and instrument. Every audition has its own random stream, so the output is the same for any number of
 worker processes.
+
+With ``contours=DIR`` each worker extracts an audition's pitch contour right after writing it (the
+fused path): the row function of ``raympa extract`` runs on the written file, so ``DIR`` and the
+contour cache hold exactly what ``raympa extract --table OUT/ratings.csv --out DIR`` writes
+(``node_id`` empty: no Ray), and rendering and extraction share one process pool instead of
+running as two stages.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from raympa import constants as C
-from raympa import fba
+from raympa import fba, raydata
 from raympa.demo import etudes as E
 from raympa.demo.judge import (
     BAND_STANDARDS,
@@ -68,6 +76,19 @@ def _etudes(seed: int, band: str, annotations: str | Path | None, duration_s: fl
     return out
 
 
+@dataclass(frozen=True)
+class ContourOutput:
+    """The fused path's contours: ``raympa extract``'s output folder and contour cache."""
+
+    out: str | Path  # folder of contours.parquet + errors.csv
+    cache_dir: str | Path | None = None  # None: $RAYMPA_CACHE or ~/.cache/raympa (as extract)
+    use_cache: bool = True  # False: neither read nor write the cache
+
+    @classmethod
+    def of(cls, contours: str | Path | ContourOutput | None) -> ContourOutput | None:
+        return contours if contours is None or isinstance(contours, ContourOutput) else cls(contours)
+
+
 def _check(n: int, band: str) -> None:
     if n < 1:
         raise ValueError(f"n={n}; need at least one audition")
@@ -86,6 +107,7 @@ def make_demo(
     duration_s: float | None = None,
     jobs: int | None = None,
     render_audio: bool = True,
+    contours: str | Path | ContourOutput | None = None,
 ) -> pd.DataFrame:
     """Render ``n`` simulated auditions into ``out`` and return the ratings table.
 
@@ -100,8 +122,11 @@ def make_demo(
         duration_s: nominal etude length override in seconds (tests, benchmarks).
         jobs: worker processes for the synthesis (default: CPU count).
         render_audio: False writes the tables only (no audio files).
+        contours: also extract every audition's pitch contour in the rendering workers (the
+            paper's extraction parameters) into this folder, as ``raympa extract`` would.
     """
     _check(n, band)
+    _check_contours(contours, render_audio)
     judge = calibrate_judge(band, annotations=fba_annotations)
     rng = np.random.default_rng([seed, 0])
     students = sample_amounts(rng, n, skill_loading=judge.skill_loading, band=band)
@@ -120,7 +145,7 @@ def make_demo(
     meta = {"n": n, "seed": seed, "band": band, "split_seed": split_seed, "duration_s": duration_s,
             "fba_annotations": str(fba_annotations) if fba_annotations else None}
     return _write_folder(Path(out), table, deviations, etudes, jobs_list, judge, meta,
-                         jobs=jobs, render_audio=render_audio)
+                         jobs=jobs, render_audio=render_audio, contours=ContourOutput.of(contours))
 
 
 def make_demo_like_fba(
@@ -133,13 +158,15 @@ def make_demo_like_fba(
     duration_s: float | None = None,
     jobs: int | None = None,
     render_audio: bool = True,
+    contours: str | Path | ContourOutput | None = None,
 ) -> pd.DataFrame:
     """One simulated audition per usable row of the FBA index of ``band``, at the FBA's size.
 
     Each row keeps its student id, year, instrument, real ratings and split (``split_seed`` as in
     ``raympa fba-index``); its performance deviations are drawn to fit those ratings by inverting
     the judge with its noise (:func:`raympa.demo.judge.fit_amounts`), so the rating distribution,
-    the correlation between criteria and the split sizes are exactly the FBA's.
+    the correlation between criteria and the split sizes are exactly the FBA's. ``contours``: as
+    :func:`make_demo`.
 
     Raises:
         FileNotFoundError: ``annotations`` is not a MIG-FbaData annotation folder.
@@ -148,6 +175,7 @@ def make_demo_like_fba(
     from raympa.demo.judge import fit_amounts
 
     _check(1, band)
+    _check_contours(contours, render_audio)
     # the split of `raympa fba-index` with its default bands (the split depends on the set of rows)
     index, _ = fba.build_index(annotations, options=fba.IndexOptions(split_seed=split_seed))
     index = index[index["band"] == band].reset_index(drop=True)
@@ -170,7 +198,12 @@ def make_demo_like_fba(
     meta = {"n": len(table), "seed": seed, "band": band, "split_seed": split_seed, "duration_s": duration_s,
             "like_fba": True, "fba_annotations": Path(annotations).name}
     return _write_folder(Path(out), table, deviations, etudes, jobs_list, judge, meta,
-                         jobs=jobs, render_audio=render_audio)
+                         jobs=jobs, render_audio=render_audio, contours=ContourOutput.of(contours))
+
+
+def _check_contours(contours: object, render_audio: bool) -> None:
+    if contours is not None and not render_audio:
+        raise ValueError("contours need the audio: render_audio=False writes the tables only")
 
 
 def _perform_all(out: Path, students: pd.DataFrame, etudes: dict, *, band: str,
@@ -202,11 +235,13 @@ def _perform_all(out: Path, students: pd.DataFrame, etudes: dict, *, band: str,
 
 def _write_folder(out: Path, table: pd.DataFrame, deviations: pd.DataFrame, etudes: dict,
                   jobs_list: list[Audition], judge, meta: dict, *, jobs: int | None,
-                  render_audio: bool) -> pd.DataFrame:
-    """Audio, ratings.csv, deviations.csv, etudes.csv, scores/*.mid and demo.json."""
+                  render_audio: bool, contours: ContourOutput | None = None) -> pd.DataFrame:
+    """Audio, ratings.csv, deviations.csv, etudes.csv, scores/*.mid and demo.json (and the contours)."""
     out.mkdir(parents=True, exist_ok=True)
     table = validate_ratings(table, source="demo")
-    if render_audio:
+    if render_audio and contours is not None:
+        _render_and_extract(jobs_list, jobs, contours)
+    elif render_audio:
         _render_all(jobs_list, jobs)
     write_ratings(table, out / "ratings.csv")
     deviations.to_csv(out / "deviations.csv", index=False, float_format="%.6g")
@@ -223,18 +258,51 @@ def _write_folder(out: Path, table: pd.DataFrame, deviations: pd.DataFrame, etud
     return table
 
 
-def _render_all(jobs_list: list[Audition], jobs: int | None) -> None:
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(jobs_list)))
+def _pool_map(fn: Any, items: list, jobs: int | None) -> list:
+    """``fn`` over ``items`` in ``jobs`` worker processes (default: CPU count), results in any order."""
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(items)))
     if workers == 1:
-        for job in jobs_list:
-            render_audition(job)
-        return
+        return [fn(it) for it in items]
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
     with ctx.Pool(workers) as pool:
-        for _ in pool.imap_unordered(render_audition, jobs_list, chunksize=1):
-            pass
+        return list(pool.imap_unordered(fn, items, chunksize=1))
+
+
+def _render_all(jobs_list: list[Audition], jobs: int | None) -> None:
+    _pool_map(render_audition, jobs_list, jobs)
+
+
+@dataclass(frozen=True)
+class _RenderExtract:
+    """One worker item of the fused path: render an audition, then run extract's row function on it."""
+
+    row_fn: Any  # raympa.contours.AudioRows
+
+    def __call__(self, item: tuple[int, Audition]) -> dict[str, Any]:
+        index, job = item
+        render_audition(job)
+        # the row `raympa extract --table OUT/ratings.csv` makes: audio_path resolved against OUT
+        row = {"_index": index, "recording_id": job.recording_id, "path": str(Path(job.path).resolve()),
+               "segment_start": math.nan, "segment_duration": math.nan}
+        return raydata.process_row(row, self.row_fn) | {"node_id": ""}
+
+
+def _render_and_extract(jobs_list: list[Audition], jobs: int | None, contours: ContourOutput) -> None:
+    """Render every audition and extract its contour in the same worker; write the contours folder."""
+    from raympa.config import ExtractConfig
+    from raympa.contourfolder import write_outputs
+    from raympa.contours import META_TYPES, AudioRows, resolve_cache_dir, warm_up
+
+    config = ExtractConfig()
+    row_fn = AudioRows.of(config, cache_dir=resolve_cache_dir(contours.cache_dir, contours.use_cache))
+    warm_up(config)  # numba kernels compiled or loaded once, before the workers fork
+    rows = _pool_map(_RenderExtract(row_fn), list(enumerate(jobs_list)), jobs)
+    rows.sort(key=lambda r: r["_index"])
+    out_dir = Path(contours.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_outputs(raydata.rows_to_arrow(rows, META_TYPES), out_dir, n_inputs=len(rows))
 
 
 def _write_etudes(etudes: dict, path: Path) -> None:
