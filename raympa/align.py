@@ -23,6 +23,23 @@ Alignment features (:data:`FEATURES`, what :func:`alignment_features` returns, i
 * ``median_deviation``: median absolute folded deviation over those frames (semitones);
 * ``length_ratio``: performance frames / reference frames, first to last voiced frame of each;
 * ``unvoiced_share``: share of the performance's frames that are unvoiced.
+
+Where nothing of the performance is voiced against a voiced reference frame, the shares are 0 and
+the median deviation 6 (the largest folded deviation), so no feature is ever NaN.
+
+Rhythm features (:data:`RHYTHM_FEATURES`, ours: what a judge of rhythm hears, read off the DTW
+path at the reduced rate; :data:`ALL_FEATURES` = the six, then these four):
+
+* ``tempo_spread``: standard deviation over windows of :data:`TEMPO_WINDOW_S` seconds (hop half
+  a window) of the natural log of the local tempo ratio (reference frames advanced per
+  performance frame in the window, divided by the whole path's ratio, clipped to 1/4..4): 0 for
+  a steady tempo, whatever the tempo chosen; 0 with fewer than two windows;
+* ``tempo_drift``: the least-squares slope of that log ratio against the window's position in
+  the performance (0 at the start, 1 at the end): the log tempo change over the piece (rushing
+  > 0, dragging < 0); 0 with fewer than three windows;
+* ``stall_share``: share of the path's steps that are not diagonal (one side waits);
+* ``longest_hold_s``: the longest run of steps where the reference does not advance while the
+  performance does (a held note, a hesitation, a restart), in seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +50,8 @@ from typing import Sequence
 
 import numpy as np
 
+from raympa import constants as C
+
 try:  # numba is a librosa dependency; keep the module importable without it for --help
     import numba
 except ImportError:  # pragma: no cover
@@ -41,11 +60,18 @@ except ImportError:  # pragma: no cover
 FEATURES = ("cost_per_step", "within_50c", "within_100c", "median_deviation", "length_ratio",
             "unvoiced_share")
 
+RHYTHM_FEATURES = ("tempo_spread", "tempo_drift", "stall_share", "longest_hold_s")
+ALL_FEATURES = FEATURES + RHYTHM_FEATURES  # what alignment_features returns, in this order
+
 FACTOR = 4  # ours: contour frames averaged per alignment frame (172.27 / 4 = 43 frames/s)
 BAND = 0.25  # ours: Sakoe-Chiba half-width, as a share of the longer sequence (after scaling)
 UNVOICED_COST = 3.0  # ours: semitones charged for a voiced frame against an unvoiced one
 STEP_PENALTY = 0.5  # ours: semitones added to a horizontal or vertical step (discourages stalls)
 HIST_CENTS = 10.0  # ours: bin width of the pitch-class histograms that fix the key offset
+TEMPO_WINDOW_S = 1.0  # ours: window of the local tempo ratio (s), about a beat or two
+TEMPO_CLIP = 4.0  # ours: local tempo ratios are clipped to [1 / TEMPO_CLIP, TEMPO_CLIP] of the whole path's
+WORST_DEVIATION = 6.0  # semitones: the largest folded deviation, the median's value when nothing matches
+FRAME_RATE = C.SAMPLE_RATE / C.HOP_LENGTH  # frames/s of the contours (paper's hop: 172.27)
 
 
 def _njit(fn):
@@ -288,16 +314,54 @@ def folded_deviation(perf: np.ndarray, aligned_ref: np.ndarray) -> np.ndarray:
     return np.where(both, fold(p - r), 0.0).astype(np.float32)
 
 
-def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment | None = None) -> np.ndarray:
-    """The six alignment numbers (:data:`FEATURES`, in order) for one performance.
+def path_features(path: np.ndarray, *, factor: int = FACTOR, frame_rate: float = FRAME_RATE) -> np.ndarray:
+    """The four rhythm numbers (:data:`RHYTHM_FEATURES`, in order) of a DTW path.
+
+    Args:
+        path: (k, 2) int64 (performance, reference) indices at the reduced rate, from (0, 0).
+        factor: contour frames per path frame.
+        frame_rate: contour frames per second.
+
+    Returns:
+        (4,) float64: tempo_spread (log ratio), tempo_drift (log ratio over the piece),
+        stall_share (share of steps), longest_hold_s (seconds).
+    """
+    path = np.asarray(path, np.int64)
+    steps = np.diff(path, axis=0)  # (k - 1, 2)
+    if len(steps) == 0:
+        return np.zeros(len(RHYTHM_FEATURES))
+    stall = float(np.mean(~((steps[:, 0] == 1) & (steps[:, 1] == 1))))
+    hold = np.concatenate([[0], (steps[:, 0] == 1) & (steps[:, 1] == 0), [0]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(hold))  # starts and ends of the runs of holds, alternating
+    longest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+    n_p, n_r = int(path[-1, 0]) + 1, int(path[-1, 1]) + 1
+    counts = np.bincount(path[:, 0], minlength=n_p)
+    mean_j = np.bincount(path[:, 0], weights=path[:, 1], minlength=n_p) / np.maximum(counts, 1)  # (n_p,)
+    width = max(2, int(round(TEMPO_WINDOW_S * frame_rate / factor)))
+    starts = np.arange(0, n_p - width, max(1, width // 2))
+    spread = drift = 0.0
+    if len(starts) >= 2 and n_p > 1 and n_r > 1:
+        whole = (n_r - 1) / (n_p - 1)
+        local = (mean_j[starts + width] - mean_j[starts]) / width / whole
+        log = np.log(np.clip(local, 1.0 / TEMPO_CLIP, TEMPO_CLIP))
+        spread = float(np.std(log))
+        if len(starts) >= 3:
+            drift = float(np.polyfit((starts + width / 2) / (n_p - 1), log, 1)[0])
+    return np.array([spread, drift, stall, longest * factor / frame_rate])
+
+
+def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment | None = None, *,
+                       frame_rate: float = FRAME_RATE) -> np.ndarray:
+    """The alignment numbers (:data:`ALL_FEATURES`, in order: the six, then the four rhythm ones) of one performance.
 
     Args:
         perf, ref: MIDI contours on one hop grid, 0 = unvoiced.
         alignment: a precomputed :func:`align` result of the same pair, or None to compute it.
+        frame_rate: contour frames per second (for ``longest_hold_s``).
 
     Returns:
-        (6,) float64; the deviation shares and median are NaN when the performance has no voiced
-        frame aligned to a voiced reference frame.
+        (10,) float64, never NaN: with no voiced performance frame against a voiced reference
+        frame the shares are 0 and the median deviation :data:`WORST_DEVIATION`.
     """
     perf = np.asarray(perf, np.float64)
     a = alignment if alignment is not None else align(perf, ref)
@@ -307,12 +371,12 @@ def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment |
     both = p_voiced & (aref > 0)
     n_voiced = int(p_voiced.sum())
     ad = np.abs(dev[both])
-    within50 = float((ad <= 0.5).sum() / n_voiced) if n_voiced else float("nan")
-    within100 = float((ad <= 1.0).sum() / n_voiced) if n_voiced else float("nan")
-    median = float(np.median(ad)) if len(ad) else float("nan")
-    return np.array([a.cost / len(a.path), within50, within100, median,
-                     (a.perf_span[1] - a.perf_span[0]) / (a.ref_span[1] - a.ref_span[0]),
-                     1.0 - n_voiced / len(perf)])
+    within50 = float((ad <= 0.5).sum() / n_voiced) if n_voiced else 0.0
+    within100 = float((ad <= 1.0).sum() / n_voiced) if n_voiced else 0.0
+    median = float(np.median(ad)) if len(ad) else WORST_DEVIATION
+    six = [a.cost / len(a.path), within50, within100, median,
+           (a.perf_span[1] - a.perf_span[0]) / (a.ref_span[1] - a.ref_span[0]), 1.0 - n_voiced / len(perf)]
+    return np.concatenate([six, path_features(a.path, factor=a.factor, frame_rate=frame_rate)])
 
 
 def align_many(perfs: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, threads: int = 1,
@@ -325,7 +389,7 @@ def align_many(perfs: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, threa
         factor, band: as :func:`align`.
 
     Returns:
-        (n, 6) float64 features and the n aligned references (float32 MIDI on each
+        (n, 10) float64 features (:data:`ALL_FEATURES`) and the n aligned references (float32 MIDI on each
         performance's grid).
     """
     if len(perfs) != len(refs):
@@ -340,7 +404,7 @@ def align_many(perfs: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, threa
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             out = list(pool.map(one, range(len(perfs))))
-    feats = np.array([o[0] for o in out]).reshape(len(out), len(FEATURES))
+    feats = np.array([o[0] for o in out]).reshape(len(out), len(ALL_FEATURES))
     return feats, [o[1] for o in out]
 
 

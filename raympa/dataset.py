@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
 from raympa import constants as C
 from raympa.sampling import fixed_windows, random_starts
 
-__all__ = ["ContourSet", "DeviceSplit", "extraction_metadata", "fixed_windows", "gather_chunks", "gather_inputs",
-           "normalize", "pitch_shift",
+__all__ = ["ContourSet", "DeviceSplit", "ReferenceInput", "extraction_metadata", "fixed_windows", "gather_chunks",
+           "gather_inputs", "normalize", "pitch_shift", "side_channels",
            "random_starts", "synthetic_set"]
+
+# ours: alignment features ride along as constant input channels (side_channels), offset into the
+# range of MIDI numbers so that every transform of the input (normalisation, shift on values > 0)
+# is affine on them; values are clipped to [SIDE_MIN - SIDE_LOW, SIDE_MAX]
+SIDE_LOW, SIDE_HIGH = 32.0, 96.0  # MIDI-like values of the two calibration channels
+SIDE_MIN, SIDE_MAX = 16.0, 1000.0  # smallest channel value (above any shift of up to 16 semitones), largest feature value
 
 if TYPE_CHECKING:  # torch is imported lazily: this module is imported by the CLI
     import pandas as pd
@@ -48,6 +54,8 @@ class ContourSet:
             checkpoints so ``raympa predict`` extracts new audio the same way.
         reference: (total_frames,) float32 MIDI or None: each recording's reference aligned onto
             its own frame grid (same offsets as ``midi``, 0 = unvoiced; see raympa.references).
+        side: (n, F) float32 or None: each recording's alignment features against its reference
+            (``raympa.align.ALL_FEATURES``, raw units), read by the reference-informed models.
     """
 
     midi: np.ndarray
@@ -59,6 +67,7 @@ class ContourSet:
     ratings: dict[str, np.ndarray]
     extract: dict[str, Any] = field(default_factory=dict)
     reference: np.ndarray | None = None
+    side: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.recording_id)
@@ -74,6 +83,9 @@ class ContourSet:
         if self.reference is not None and (self.reference.shape != self.midi.shape
                                            or self.reference.dtype != np.float32):
             raise ValueError(f"reference must be float32 of shape {self.midi.shape}")
+        if self.side is not None and (self.reference is None or self.side.ndim != 2 or self.side.shape[0] != n
+                                      or self.side.dtype != np.float32 or not np.all(np.isfinite(self.side))):
+            raise ValueError(f"side must be finite float32 of shape ({n}, features), with a reference")
         for crit, r in self.ratings.items():
             if r.shape != (n,):
                 raise ValueError(f"ratings[{crit!r}] has shape {r.shape}, expected ({n},)")
@@ -110,13 +122,15 @@ class ContourSet:
             reference=None if self.reference is None else np.ascontiguousarray(
                 np.concatenate([self.reference[self.offsets[i] : self.offsets[i + 1]] for i in index])
                 if len(index) else np.zeros(0, np.float32)),
+            side=None if self.side is None else np.ascontiguousarray(self.side[index]),
         )
 
-    def with_reference(self, reference: np.ndarray | None) -> "ContourSet":
-        """The same set carrying ``reference`` ((total_frames,) float32, aligned references), or none."""
+    def with_reference(self, reference: np.ndarray | None, *, side: np.ndarray | None = None) -> "ContourSet":
+        """The same set carrying ``reference`` ((total_frames,) float32, aligned references) and
+        ``side`` ((n, F) float32 alignment features), or neither."""
         import dataclasses
 
-        return dataclasses.replace(self, reference=reference)
+        return dataclasses.replace(self, reference=reference, side=None if reference is None else side)
 
     def indices(
         self,
@@ -261,14 +275,17 @@ class DeviceSplit:
         self.recording_id = data.recording_id[index]
         self.y_np = data.ratings[criterion][index].astype(np.float32)  # (n,)
         self.y = torch.from_numpy(self.y_np).to(device)  # (n,)
-        self.reference: "torch.Tensor | None" = None  # (total_frames,) aligned references, midi's offsets
+        # aligned references (flat, midi's offsets) with this split's alignment features, or None
+        self.reference: "ReferenceInput | torch.Tensor | None" = None
         if data.reference is not None:
             with warnings.catch_warnings():  # read-only arrays from Ray's object store; never written
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                self.reference = torch.from_numpy(data.reference).to(device)
+                aligned = torch.from_numpy(data.reference).to(device)
+            self.reference = aligned if data.side is None else ReferenceInput(
+                aligned, torch.from_numpy(data.side[index]).to(device))
 
     def chunks(self, which: "torch.Tensor", starts: "torch.Tensor", frames: int) -> "torch.Tensor":
-        """MIDI chunks (n, frames), or (n, 2, frames) with the aligned reference as channel 1."""
+        """MIDI chunks (n, frames), or (n, C, frames) with the reference channels (:func:`gather_inputs`)."""
         return gather_inputs(self.midi, self.reference, self.begin, self.end, which, starts, frames)
 
 
@@ -349,9 +366,33 @@ def gather_chunks(
     return vals
 
 
+class ReferenceInput(NamedTuple):
+    """What a reference-informed model reads besides the performance: ``aligned`` (total_frames,)
+    aligned reference MIDI with the contours' offsets, ``side`` (n, F) alignment features of the
+    recordings that ``which`` indexes (raw units)."""
+
+    aligned: "torch.Tensor"
+    side: "torch.Tensor"
+
+
+def side_channels(side: "torch.Tensor", frames: int) -> "torch.Tensor":
+    """(batch, F) alignment features -> (batch, 2 + F, frames) constant input channels.
+
+    Channels: :data:`SIDE_LOW`, :data:`SIDE_HIGH`, then ``SIDE_LOW + value`` per feature. Every
+    input channel goes through the same pitch transforms (normalisation, the random shift on
+    values > 0), all affine with a positive slope, so the model recovers each value exactly as
+    ``(c - low) / (high - low) * (SIDE_HIGH - SIDE_LOW)`` (:func:`raympa.informed.decode_side`).
+    """
+    import torch
+
+    value = side.clamp(min=SIDE_MIN - SIDE_LOW, max=SIDE_MAX)  # positive after the offset; see SIDE_MIN
+    calib = torch.tensor([SIDE_LOW, SIDE_HIGH], dtype=side.dtype, device=side.device).expand(len(side), 2)
+    return torch.cat([calib, SIDE_LOW + value], dim=1)[:, :, None].expand(-1, -1, frames)
+
+
 def gather_inputs(
     midi: "torch.Tensor",
-    reference: "torch.Tensor | None",
+    reference: "ReferenceInput | torch.Tensor | None",
     begin: "torch.Tensor",
     end: "torch.Tensor",
     which: "torch.Tensor",
@@ -359,14 +400,19 @@ def gather_inputs(
     chunk_frames: int,
 ) -> "torch.Tensor":
     """Model input chunks: :func:`gather_chunks` of ``midi``, (batch, chunk_frames); with a
-    ``reference`` (flat like ``midi``, same offsets) its chunks as a second channel,
-    (batch, 2, chunk_frames)."""
+    ``reference`` its aligned chunks as a second channel, (batch, 2, chunk_frames), and with
+    alignment features (a :class:`ReferenceInput`) their :func:`side_channels` after them,
+    (batch, 4 + F, chunk_frames)."""
     import torch
 
     x = gather_chunks(midi, begin, end, which, starts, chunk_frames)
     if reference is None:
         return x
-    return torch.stack([x, gather_chunks(reference, begin, end, which, starts, chunk_frames)], dim=1)
+    aligned = reference.aligned if isinstance(reference, ReferenceInput) else reference
+    x = torch.stack([x, gather_chunks(aligned, begin, end, which, starts, chunk_frames)], dim=1)
+    if not isinstance(reference, ReferenceInput):
+        return x
+    return torch.cat([x, side_channels(reference.side[which].to(x.dtype), chunk_frames)], dim=1)
 
 
 def pitch_shift(

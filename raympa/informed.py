@@ -7,8 +7,18 @@ separately and regresses the rating from their joint embedding. Here the referen
 :mod:`raympa.references` (a score, a recording of the piece, or the top-rated training peers),
 aligned key- and octave-invariantly onto the performance's frame grid (:mod:`raympa.align`).
 
-Input: (batch, K, 2, n_frames), or (batch, 2, n_frames) shared by every member: channel 0 the
-normalised performance, channel 1 the normalised aligned reference (both 0 where unvoiced).
+Input: (batch, K, C, n_frames), or (batch, C, n_frames) shared by every member, C = 4 + F
+(:data:`IN_CHANNELS`): channel 0 the normalised performance, channel 1 the normalised aligned
+reference (both 0 where unvoiced), then the recording's F alignment features
+(:data:`raympa.align.ALL_FEATURES`: the six alignment numbers and four rhythm numbers of its DTW
+path) as constant side channels (:func:`raympa.dataset.side_channels`), read at the first frame.
+
+Wide and deep (ours): the features, standardised by a BatchNorm whose running statistics are the
+training batches' (so a checkpoint carries the training set's statistics and eval uses them),
+join the CNN's 16-d time mean in a linear fusion ``Linear(16 + F, 16)`` (SIConvNet) or
+``Linear(48 + F, 16)`` (JointEmbedNet) to the latent; the head is linear up to its sigmoid, so the
+linear model on the features is one of the functions the network can be, and the latent that the
+contrastive loss shapes carries the alignment.
 
 * :class:`SIConvNet` (``si-*`` models): the encoder's conv blocks (kernel 7, stride 3, 4 -> 8 ->
   16 channels, as PCConvNet's) read three channels: performance, reference, and their difference
@@ -34,12 +44,37 @@ import torch
 from torch import nn
 
 from raympa import constants as C
+from raympa.align import ALL_FEATURES
+from raympa.dataset import SIDE_HIGH, SIDE_LOW
 from raympa.models import (CHANNELS, HEAD_HIDDEN, KERNEL, STRIDE, ConvEncoder, GroupBatchNorm1d, GroupConv1d,
                            GroupLinear, masked_time_mean)
 
 DIFF_SCALE = 10.0  # ours: the difference channel is small after pitch normalisation; BatchNorm rescales anyway
 MIN_FRAMES = 79  # the encoder's receptive field (79 -> 25 -> 7 -> 1 frames)
 SHORT_CHUNK_QUANTILE = 0.1  # ours: auto chunk length = this quantile of the training lengths, when shorter than the paper's
+N_SIDE = len(ALL_FEATURES)  # alignment features per recording
+IN_CHANNELS = 4 + N_SIDE  # performance, reference, two calibration channels, the features
+
+
+def decode_side(x: torch.Tensor) -> torch.Tensor:
+    """(batch, K, C, n) input -> (batch, K, F) alignment features in their own units (see
+    :func:`raympa.dataset.side_channels`): exact whatever affine pitch transform the input went through."""
+    first = x[..., 0]  # (batch, K, C)
+    low, high = first[..., 2:3], first[..., 3:4]
+    return (first[..., 4:] - low) / (high - low) * (SIDE_HIGH - SIDE_LOW)
+
+
+class _Side(nn.Module):
+    """(batch, K, C, n) -> (batch, K, F) standardised features (BatchNorm: training statistics at eval)."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.members = members
+        self.norm = GroupBatchNorm1d(N_SIDE, members=members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, k = x.shape[0], self.members
+        return self.norm(decode_side(x).reshape(b, k * N_SIDE)).view(b, k, N_SIDE)
 
 
 def _blocks(c_in: int, members: int) -> nn.Sequential:
@@ -57,35 +92,41 @@ def _pool(h: torch.Tensor, lengths: torch.Tensor | None, batch: int, members: in
 
 
 class _SIEncoder(nn.Module):
-    """(batch, K, 2, n) -> (batch, K, 16): three channels (performance, reference, difference) in one encoder."""
+    """(batch, K, C, n) -> (batch, K, 16): three channels (performance, reference, difference) in
+    one encoder, fused with the standardised alignment features."""
 
     def __init__(self, members: int) -> None:
         super().__init__()
         self.members = members
         self.blocks = _blocks(3, members)
+        self.side = _Side(members)
+        self.fuse = GroupLinear(C.LATENT_DIM + N_SIDE, C.LATENT_DIM, members=members)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         p, r = x[:, :, 0], x[:, :, 1]  # (batch, K, n) each
         diff = torch.where((p != 0) & (r != 0), (p - r) * DIFF_SCALE, torch.zeros_like(p))
         h = torch.stack([p, r, diff], dim=2).flatten(1, 2)  # (batch, K*3, n), member-major
-        return _pool(self.blocks(h), lengths, x.shape[0], self.members)
+        z = _pool(self.blocks(h), lengths, x.shape[0], self.members)  # (batch, K, 16)
+        return self.fuse(torch.cat([z, self.side(x)], dim=2))  # (batch, K, 16)
 
 
 class _JointEncoder(nn.Module):
-    """(batch, K, 2, n) -> (batch, K, 16): a performance and a reference encoder, fused linearly."""
+    """(batch, K, C, n) -> (batch, K, 16): a performance and a reference encoder, fused linearly
+    with the standardised alignment features."""
 
     def __init__(self, members: int) -> None:
         super().__init__()
         self.members = members
         self.perf = _blocks(1, members)
         self.ref = _blocks(1, members)
-        self.fuse = GroupLinear(3 * C.LATENT_DIM, C.LATENT_DIM, members=members)
+        self.side = _Side(members)
+        self.fuse = GroupLinear(3 * C.LATENT_DIM + N_SIDE, C.LATENT_DIM, members=members)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         b, k = x.shape[0], self.members
-        zp = _pool(self.perf(x[:, :, 0]), lengths, b, k)  # (batch, K, 16)
-        zr = _pool(self.ref(x[:, :, 1]), lengths, b, k)  # (batch, K, 16)
-        return self.fuse(torch.cat([zp, zr, zp - zr], dim=2))  # (batch, K, 16)
+        zp = _pool(self.perf(x[:, :, 0].contiguous()), lengths, b, k)  # (batch, K, 16)
+        zr = _pool(self.ref(x[:, :, 1].contiguous()), lengths, b, k)  # (batch, K, 16)
+        return self.fuse(torch.cat([zp, zr, zp - zr, self.side(x)], dim=2))  # (batch, K, 16)
 
 
 class _Informed(nn.Module):
@@ -93,7 +134,7 @@ class _Informed(nn.Module):
 
     min_frames = MIN_FRAMES
     latent_dim = C.LATENT_DIM
-    in_channels = 2  # performance, aligned reference
+    in_channels = IN_CHANNELS  # performance, aligned reference, calibration, alignment features
     encoder_class: type[nn.Module]
 
     def __init__(self, *, members: int = 1) -> None:
@@ -106,15 +147,16 @@ class _Informed(nn.Module):
                                   GroupLinear(HEAD_HIDDEN, 1, members=members))
 
     def _input(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
-        """Check ``x`` and bring it to (batch, K, 2, n); True when outputs lose the member axis."""
-        k = self.members
-        if x.dim() == 3 and x.shape[1] == 2:
+        """Check ``x`` and bring it to (batch, K, C, n); True when outputs lose the member axis."""
+        k, c = self.members, self.in_channels
+        if x.dim() == 3 and x.shape[1] == c:
             squeeze, x = k == 1, x.unsqueeze(1).expand(-1, k, -1, -1)  # shared by every member
-        elif x.dim() == 4 and x.shape[1] == k and x.shape[2] == 2:
+        elif x.dim() == 4 and x.shape[1] == k and x.shape[2] == c:
             squeeze = False
         else:
-            raise ValueError(f"{type(self).__name__} expects (batch, 2, n_frames) or (batch, {k}, 2, n_frames): "
-                             f"performance and aligned reference; got {tuple(x.shape)} (train with a reference)")
+            raise ValueError(f"{type(self).__name__} expects (batch, {c}, n_frames) or (batch, {k}, {c}, n_frames): "
+                             f"performance, aligned reference and alignment features; got {tuple(x.shape)} "
+                             "(train with a reference: raympa.references.attach gives both)")
         shortest = x.shape[-1] if lengths is None else int(lengths.min())
         if shortest < self.min_frames:
             raise ValueError(f"{type(self).__name__} needs at least {self.min_frames} frames per contour, got {shortest}")

@@ -69,6 +69,10 @@ def make_predictor(checkpoint: dict[str, Any] | str | Path, *, device: str = "au
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     dev = resolve_device(device)
     model = build_model(ckpt["model"])
+    missing = sorted(set(model.state_dict()) - set(ckpt["model_state"]))
+    if missing and getattr(model, "in_channels", 1) > 2:
+        raise ValueError(f"this {ckpt['model']} checkpoint predates the alignment features its model now reads "
+                         f"(no {missing[0]}); retrain it with this version of raympa")
     model.load_state_dict(ckpt["model_state"])
     return Predictor(model=model.to(dev).eval(), checkpoint=ckpt, device=dev)
 
@@ -101,6 +105,7 @@ def predict_contours(
     *,
     device: str = "auto",
     references: Sequence[np.ndarray] | None = None,
+    features: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Predicted ratings of MIDI contours (0 = unvoiced), as the checkpoint's training extracted them.
 
@@ -110,6 +115,8 @@ def predict_contours(
         device: used when ``predictor`` is not built yet.
         references: for a reference-informed checkpoint, each contour's aligned reference on its
             grid (``raympa.references.reference_for``), (n_frames,) float32 MIDI.
+        features: for a reference-informed checkpoint, each contour's alignment features against
+            that reference (``raympa.align.ALL_FEATURES``; ``reference_for`` gives both).
 
     Returns:
         Predictions (n,) float64 in [0, 1] (NaN for an empty or unvoiced contour) and one note
@@ -134,9 +141,14 @@ def predict_contours(
         midi = torch.from_numpy(np.concatenate(arrays)).to(pr.device)
         ref = None
         if getattr(pr.model, "in_channels", 1) > 1:
-            if references is None:
-                raise ValueError(f"{ckpt['model']} reads a reference: give one (raympa predict --reference FILE)")
-            ref = torch.from_numpy(np.concatenate([np.asarray(references[i], np.float32) for i in ok])).to(pr.device)
+            from raympa.dataset import ReferenceInput
+
+            if references is None or features is None:
+                raise ValueError(f"{ckpt['model']} reads a reference and its alignment features: give a reference "
+                                 "(raympa predict --reference FILE, or --reference peers)")
+            aligned = np.concatenate([np.asarray(references[i], np.float32) for i in ok])
+            side = np.stack([np.asarray(features[i], np.float32) for i in ok])  # (n, F)
+            ref = ReferenceInput(torch.from_numpy(aligned).to(pr.device), torch.from_numpy(side).to(pr.device))
         p, _ = forward_full_length(pr.model, midi, offsets[:-1].to(pr.device), lengths,
                                    pitch_norm=ckpt["pitch_norm"], min_frames=pr.chunk_frames, reference=ref)
         pred[ok] = np.clip(p.cpu().numpy().astype(np.float64), 0.0, 1.0)
@@ -156,22 +168,54 @@ def extract_contour(path: str | Path, extract_config: dict[str, Any]) -> np.ndar
     return contour_from_audio(y, cfg.sample_rate, cfg)
 
 
+def _references(ckpt: dict[str, Any], contours: list[np.ndarray], reference: str | Path | None,
+                peers: dict[str, Any] | None) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """Aligned references and features of a reference-informed checkpoint's recordings (None for a paper model)."""
+    from raympa.config import ExtractConfig
+    from raympa.references import peers_for, reference_for
+
+    trained = ckpt["train_config"].get("reference", "none")
+    if trained == "none":
+        return None
+    if str(reference) == "peers":
+        if not peers or not all(peers.get(k) for k in ("ratings", "contours", "piece")):
+            raise ValueError("--reference peers needs --ratings (the training table), --contours (its contours) "
+                             "and --piece (the piece_id the recordings play)")
+        pairs = peers_for(contours, ratings=peers["ratings"], contours=peers["contours"], piece=peers["piece"],
+                          criterion=ckpt["criterion"], peers=int(ckpt["train_config"].get("reference_peers", 3)),
+                          split_seed=int(peers.get("split_seed", 0)))
+    elif reference is None:
+        raise ValueError(f"{ckpt['model']} was trained with reference={trained!r}: give --reference FILE "
+                         "(or --reference peers with the training table)")
+    else:
+        cfg = ExtractConfig(**ckpt["extract_config"])
+        pairs = [reference_for(c, reference, config=cfg) for c in contours]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def predict_files(
     checkpoints: Sequence[str | Path], audio: Sequence[str | Path], *, device: str = "auto",
-    reference: str | Path | None = None,
+    reference: str | Path | None = None, peers: dict[str, Any] | None = None,
+    extract: dict[str, Any] | None = None,
 ) -> "pd.DataFrame":
     """Score audio files with one or more checkpoints: one row per file, one column per checkpoint.
 
     Columns: ``audio_path``, then the criterion of each checkpoint (``criterion_2`` ... when
     two checkpoints share one), then ``note`` (why a value is missing or less reliable; audio
     that cannot be decoded is reported there too). ``reference``: the piece's reference file (MIDI,
-    audio or pitch track), aligned to every recording for reference-informed checkpoints.
+    audio or pitch track), aligned to every recording for reference-informed checkpoints, or
+    ``"peers"``: the piece's top-rated training recordings, as in training, from ``peers`` =
+    ``{"ratings": training table, "contours": its contours folder, "piece": piece_id}``.
+    ``extract``: extraction parameters that replace the checkpoint's (``fmin``/``fmax``).
     """
     import pandas as pd
 
     from raympa.audio import AudioError
 
     predictors = [make_predictor(c, device=device) for c in checkpoints]
+    if extract:
+        for p in predictors:
+            p.checkpoint["extract_config"] = {**p.checkpoint["extract_config"], **extract}
     names: list[str] = []
     for p in predictors:
         name, k = p.criterion, 2
@@ -196,16 +240,9 @@ def predict_files(
             if contour_cache[ck] is not None:
                 contours.append(contour_cache[ck])
                 present.append(str(a))
-        refs = None
-        if pr.checkpoint["train_config"].get("reference", "none") != "none":
-            from raympa.config import ExtractConfig
-            from raympa.references import reference_for
-
-            if reference is None:
-                raise ValueError(f"{pr.checkpoint['model']} was trained with reference="
-                                 f"{pr.checkpoint['train_config']['reference']!r}: give --reference FILE")
-            refs = [reference_for(c, reference, config=ExtractConfig(**extract))[0] for c in contours]
-        values, why = predict_contours(pr, contours, references=refs)
+        refs = _references(pr.checkpoint, contours, reference, peers) if contours else None
+        values, why = predict_contours(pr, contours, references=None if refs is None else refs[0],
+                                       features=None if refs is None else refs[1])
         for a in rows:
             rows[a][name] = np.nan
         for a, v, n in zip(present, values, why):

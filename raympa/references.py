@@ -23,6 +23,7 @@ tracks a note naming the melody track.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from raympa import constants as C
-from raympa.align import FEATURES
+from raympa.align import ALL_FEATURES, FEATURES  # noqa: F401 (FEATURES: the six, public here too)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -222,7 +223,8 @@ class ReferenceSet:
         mode: ``table`` or ``peers``.
         aligned: recording_id -> (n_frames,) float32 MIDI, the reference aligned to the
             performance (in the performance's register, 0 = unvoiced); error rows have none.
-        features: one row per aligned recording: recording_id and :data:`raympa.align.FEATURES`.
+        features: one row per aligned recording: recording_id and :data:`raympa.align.ALL_FEATURES`
+            (the six alignment numbers, then the four rhythm numbers).
         notes: one row per recording: :data:`NOTE_COLUMNS`; status ``ok``, ``fallback`` (peers:
             a peer was unusable and the next one taken) or ``error`` (no reference).
     """
@@ -242,7 +244,7 @@ def _finish(mode: str, rows: list[tuple[str, str, str, str]], aligned: dict[str,
             features: dict[str, np.ndarray]) -> ReferenceSet:
     import pandas as pd
 
-    feats = pd.DataFrame([[rid, *f] for rid, f in features.items()], columns=["recording_id", *FEATURES])
+    feats = pd.DataFrame([[rid, *f] for rid, f in features.items()], columns=["recording_id", *ALL_FEATURES])
     return ReferenceSet(mode, aligned, feats, pd.DataFrame(rows, columns=list(NOTE_COLUMNS)))
 
 
@@ -276,7 +278,8 @@ def table_references(ratings: "pd.DataFrame", contours: dict[str, np.ndarray], *
         else:
             perf, ref = contours[rid], loaded[path]
             a = align(perf, ref)
-            aligned[rid], feats[rid] = aligned_reference(perf, ref, a), alignment_features(perf, ref, a)
+            aligned[rid] = aligned_reference(perf, ref, a)
+            feats[rid] = alignment_features(perf, ref, a, frame_rate=config.sample_rate / config.hop_length)
             rows.append((rid, "ok", path, file_notes.get(path, "")))
     return _finish("table", rows, aligned, feats)
 
@@ -339,9 +342,7 @@ def peer_references(ratings: "pd.DataFrame", contours: dict[str, np.ndarray], *,
         aligned[rid] = _median_reference([aligned_reference(perf, ref, a) for ref, a in pairs])
         # features: the mean over the peers (against the merged reference, already on the
         # performance's grid, tempo and length would be lost)
-        with warnings.catch_warnings():  # NaN features (nothing voiced) stay NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            feats[rid] = np.nanmean([alignment_features(perf, ref, a) for ref, a in pairs], axis=0)
+        feats[rid] = np.mean([alignment_features(perf, ref, a) for ref, a in pairs], axis=0)
         skipped = [p for p in candidates[: candidates.index(chosen[-1]) + 1] if p not in usable]
         status = "fallback" if skipped else "ok"
         note = f"skipped peers without a usable contour: {', '.join(skipped)}" if status == "fallback" else ""
@@ -371,7 +372,8 @@ def build_references(mode: str, ratings: "pd.DataFrame", data: "ContourSet", *, 
 
 
 def attach(data: "ContourSet", refs: ReferenceSet) -> "ContourSet":
-    """``data`` with its aligned references (:attr:`ContourSet.reference`); recordings without one are left out."""
+    """``data`` with its aligned references and alignment features (:attr:`ContourSet.reference`,
+    :attr:`ContourSet.side`); recordings without a reference are left out."""
     keep = np.array([str(r) in refs.aligned for r in data.recording_id], dtype=bool)
     if not keep.all():
         errors = refs.notes[refs.notes["status"] == "error"]
@@ -380,12 +382,14 @@ def attach(data: "ContourSet", refs: ReferenceSet) -> "ContourSet":
                       f"({first})", stacklevel=2)
     kept = data.take(np.flatnonzero(keep))
     reference = np.concatenate([refs.aligned[str(r)] for r in kept.recording_id]) if len(kept) else np.zeros(0, np.float32)
-    return kept.with_reference(reference.astype(np.float32))
+    by_id = refs.features.set_index(refs.features["recording_id"].astype(str))
+    side = by_id.loc[[str(r) for r in kept.recording_id], list(ALL_FEATURES)].to_numpy(np.float32)
+    return kept.with_reference(reference.astype(np.float32), side=side.reshape(len(kept), len(ALL_FEATURES)))
 
 
 def load_referenced_data(ratings: str | Path, contours: str | Path, *, reference: str, criterion: str,
-                         peers: int = PEERS, split_seed: int = 0,
-                         cache_dir: str | Path | None = None) -> tuple["ContourSet", ReferenceSet | None]:
+                         peers: int = PEERS, split_seed: int = 0, cache_dir: str | Path | None = None,
+                         extract: dict[str, Any] | None = None) -> tuple["ContourSet", ReferenceSet | None]:
     """``raympa train``'s input with references: ratings table + contours folder -> ContourSet carrying them.
 
     Args:
@@ -395,6 +399,9 @@ def load_referenced_data(ratings: str | Path, contours: str | Path, *, reference
         peers: training peers merged per recording (``peers``).
         split_seed: as ``raympa.ratings.read_ratings``.
         cache_dir: the contour cache for audio and pitch-track references.
+        extract: extraction parameters of the contours that their table does not record (such
+            as ``fmin``/``fmax``); audio references are extracted with them, and checkpoints
+            record them for ``raympa predict``.
 
     Returns:
         The set (recordings without a reference left out, with a warning) and the ReferenceSet
@@ -406,6 +413,8 @@ def load_referenced_data(ratings: str | Path, contours: str | Path, *, reference
 
     table = read_ratings(ratings, split_seed=split_seed)
     data = ContourSet.from_tables(table, load_contours(contours))
+    if extract:
+        data = dataclasses.replace(data, extract={**data.extract, **extract})
     refs = build_references(reference, table, data, criterion=criterion, peers=peers, cache_dir=cache_dir)
     return (data, None) if refs is None else (attach(data, refs), refs)
 
@@ -425,12 +434,65 @@ def reference_for(perf: np.ndarray, source: "str | Path | np.ndarray", *, config
     from raympa.align import align, aligned_reference, alignment_features
     from raympa.config import ExtractConfig
 
+    config = config or ExtractConfig()
     if isinstance(source, np.ndarray):
         ref = np.asarray(source, np.float32)
     else:
-        loaded, notes = load_reference_files([str(source)], config=config or ExtractConfig(), cache_dir=cache_dir)
+        loaded, notes = load_reference_files([str(source)], config=config, cache_dir=cache_dir)
         if str(source) not in loaded:
             raise ValueError(notes.get(str(source), f"unreadable reference {source}"))
         ref = loaded[str(source)]
     a = align(perf, ref)
-    return aligned_reference(perf, ref, a), alignment_features(perf, ref, a)
+    return aligned_reference(perf, ref, a), alignment_features(perf, ref, a,
+                                                               frame_rate=config.sample_rate / config.hop_length)
+
+
+def peers_for(perfs: "list[np.ndarray]", *, ratings: str | Path, contours: str | Path, piece: str, criterion: str,
+              peers: int = PEERS, split_seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Peer references of new performances of ``piece`` (``raympa predict --reference peers``).
+
+    The peers are what training used: the ``peers`` top-rated training recordings of the piece
+    in the training table (its ``split == "train"`` rows only), their contours from the training
+    contours folder, each aligned to the new performance and merged as :func:`peer_references` does.
+
+    Args:
+        perfs: new performance contours (MIDI, 0 = unvoiced), on the training contours' hop grid.
+        ratings, contours: the training ratings table and contours folder.
+        piece: the ``piece_id`` the new performances play.
+        criterion: the rating that ranks the peers (the checkpoint's criterion).
+        peers: peers merged per recording (the checkpoint's ``reference_peers``).
+        split_seed: as ``raympa.ratings.read_ratings``.
+
+    Returns:
+        (aligned reference, features) per performance.
+
+    Raises:
+        ValueError: the piece has no usable training recording (the message says why).
+    """
+    import pandas as pd
+
+    from raympa.contours import load_contours
+    from raympa.ratings import read_ratings
+
+    table = read_ratings(ratings, split_seed=split_seed)
+    if "piece_id" not in table.columns:
+        raise ValueError("--reference peers needs a piece_id column in the training table")
+    train = table[(table["split"] == "train") & (table["piece_id"].astype(str) == str(piece))]
+    if train.empty:
+        known = sorted(table.loc[table["split"] == "train", "piece_id"].dropna().astype(str).unique())[:8]
+        raise ValueError(f"piece {piece!r} has no training recording in {ratings} (pieces: {known} ...)")
+    done = load_contours(contours)
+    ids = set(train["recording_id"].astype(str))
+    pool = {str(r): np.asarray(m, np.float32) for r, m in zip(done["recording_id"].astype(str), done["midi"]) if str(r) in ids}
+    new = [f"__new{k:06d}" for k in range(len(perfs))]
+    rows = pd.concat([train, pd.DataFrame({"recording_id": new, "split": "test", "piece_id": str(piece)})],
+                     ignore_index=True)
+    refs = peer_references(rows, {**pool, **dict(zip(new, perfs))}, criterion=criterion, peers=peers)
+    notes = refs.notes.set_index("recording_id")
+    feats = refs.features.set_index("recording_id")
+    out = []
+    for rid in new:
+        if rid not in refs.aligned:
+            raise ValueError(f"no peer reference for piece {piece!r}: {notes.loc[rid, 'note']}")
+        out.append((refs.aligned[rid], feats.loc[rid, list(ALL_FEATURES)].to_numpy(np.float64)))
+    return out

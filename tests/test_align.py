@@ -1,4 +1,4 @@
-"""Key- and octave-invariant DTW alignment and its six features."""
+"""Key- and octave-invariant DTW alignment, its six features and the rhythm features of its path."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _render(notes, durs, *, stretch: float = 1.0, noise: float = 0.0, rng=None) 
 
 
 def _feats(perf, ref) -> dict[str, float]:
-    return dict(zip(A.FEATURES, A.alignment_features(perf, ref)))
+    return dict(zip(A.ALL_FEATURES, A.alignment_features(perf, ref)))
 
 
 def test_transposition_and_octave_slips_cost_nothing():
@@ -98,7 +98,8 @@ def test_unvoiced_share_and_silence():
     silent = np.zeros(500)
     f = _feats(silent, ref)
     assert f["unvoiced_share"] == 1.0
-    assert np.isnan(f["within_50c"]) and np.isnan(f["median_deviation"])
+    assert f["within_50c"] == 0.0 and f["median_deviation"] == A.WORST_DEVIATION  # never NaN
+    assert all(np.isfinite(v) for v in f.values())
     with pytest.raises(ValueError, match="empty"):
         A.align(np.zeros(0), ref)
 
@@ -132,3 +133,39 @@ def test_align_many_threads_match_single():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
         A.align_many(perfs, pairs[:2])
+
+
+def test_steady_tempo_has_no_spread_whatever_the_tempo():
+    rng = np.random.default_rng(7)
+    ref, notes, durs = _melody(rng, 60)
+    for stretch in (0.8, 1.0, 1.25):  # a tempo chosen by the performer is not a rhythm error
+        f = _feats(_render(notes, durs, stretch=stretch), ref)
+        assert f["tempo_spread"] < 0.08 and abs(f["tempo_drift"]) < 0.1, (stretch, f)
+        assert f["longest_hold_s"] < 0.3
+
+
+def test_uneven_tempo_drift_and_hesitation_are_measured():
+    rng = np.random.default_rng(8)
+    ref, notes, durs = _melody(rng, 60)
+    steady = _feats(_render(notes, durs), ref)
+    uneven = np.concatenate([_render(notes[i:i + 1], durs[i:i + 1], stretch=s)
+                             for i, s in enumerate(rng.choice([0.6, 1.5], len(notes)))])
+    f = _feats(uneven, ref)
+    assert f["tempo_spread"] > steady["tempo_spread"] + 0.1
+    assert f["stall_share"] > steady["stall_share"]
+    slowing = np.concatenate([_render(notes[i:i + 1], durs[i:i + 1], stretch=0.7 + 0.8 * i / len(notes))
+                              for i in range(len(notes))])
+    assert _feats(slowing, ref)["tempo_drift"] < -0.3  # dragging: the reference advances ever more slowly
+    held = np.concatenate([_render(notes[:30], durs[:30]), np.full(int(1.5 * A.FRAME_RATE), notes[29] + 0.0),
+                           _render(notes[30:], durs[30:])])  # a note held 1.5 s too long
+    assert 1.0 < _feats(held, ref)["longest_hold_s"] < 2.0
+
+
+def test_path_features_units_and_short_paths():
+    path = np.stack([np.arange(100), np.arange(100)], axis=1)
+    spread, drift, stall, hold = A.path_features(path, factor=4, frame_rate=172.0)
+    assert spread == 0.0 and drift == 0.0 and stall == 0.0 and hold == 0.0
+    held = np.concatenate([path[:50], np.stack([np.arange(50, 60), np.full(10, 49)], 1),
+                           np.stack([np.arange(60, 110), np.arange(50, 100)], 1)])
+    assert A.path_features(held, factor=4, frame_rate=172.0)[3] == pytest.approx(10 * 4 / 172.0)
+    assert np.all(A.path_features(np.zeros((1, 2), np.int64)) == 0.0)  # one frame: nothing to measure

@@ -8,7 +8,8 @@ import torch
 
 from raympa import constants as C
 from raympa.config import TrainConfig
-from raympa.informed import INFORMED, MIN_FRAMES, auto_chunk_frames
+from raympa.dataset import normalize, side_channels
+from raympa.informed import IN_CHANNELS, INFORMED, MIN_FRAMES, N_SIDE, auto_chunk_frames, decode_side
 from raympa.members import member_state, stack_members
 from raympa.models import build_model
 from raympa.stages import STAGES
@@ -16,11 +17,13 @@ from raympa.stages import STAGES
 NAMES = list(C.REFERENCE_MODELS)
 
 
-def _x(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
+def _x(batch: int, frames: int, seed: int = 0, side: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised model input (batch, C, frames): performance, reference and alignment features."""
     g = torch.Generator().manual_seed(seed)
     x = 0.4 + 0.1 * torch.rand(batch, 2, frames, generator=g)
     x[:, :, ::9] = 0.0  # some unvoiced frames
-    return x
+    side = torch.rand(batch, N_SIDE, generator=g) if side is None else side
+    return torch.cat([x, side_channels(side, frames) / C.MIDI_MAX], dim=1)  # midi127, as normalize does
 
 
 def test_every_reference_model_is_registered_with_stages():
@@ -55,13 +58,60 @@ def test_reference_changes_the_prediction(name):
     assert not torch.allclose(model(x), model(y))
 
 
+@pytest.mark.parametrize("norm", ["midi127", "midi36_72"])
+def test_side_features_survive_normalisation_and_shift(norm):
+    g = torch.Generator().manual_seed(5)
+    side = torch.randn(4, N_SIDE, generator=g)
+    side[:, -1] = 30 * side[:, -1].abs()  # longest_hold_s: seconds, can be large
+    pitch = 60 + 12 * torch.rand(4, 2, 300, generator=g)
+    x = torch.cat([pitch, side_channels(side, 300)], dim=1)  # MIDI, as gather_inputs gives it
+    shift = torch.tensor([-2.0, 0.5, 1.5, 0.0]).view(4, 1, 1)
+    seen = normalize(torch.where(x > 0, x + shift, x), norm)  # what training does to every channel
+    torch.testing.assert_close(decode_side(seen[:, None])[:, 0], side, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["si-pcconvnet", "joint-embed"])
+def test_alignment_features_reach_the_prediction_and_latent(name):
+    torch.manual_seed(3)
+    model = build_model(name)
+    x = _x(8, 300, seed=1)
+    for _ in range(5):  # running statistics of the features, as training leaves them
+        model.train()(x)
+    model.eval()
+    worse = _x(8, 300, seed=1, side=torch.rand(8, N_SIDE) + 2.0)  # same contours, other features
+    z, z2 = model.latent(x), model.latent(worse)
+    assert not torch.allclose(z, z2) and not torch.allclose(model(x), model(worse))
+    state = model.state_dict()  # the training statistics travel with the checkpoint
+    assert state["encoder.side.norm.running_mean"].shape == (N_SIDE,)
+    assert float(state["encoder.side.norm.running_mean"].abs().sum()) > 0
+
+
+def test_linear_model_on_the_features_is_representable():
+    """With the conv part's weight 0 in the fusion, the output is sigmoid(linear(standardised features))."""
+    model = build_model("si-pcconvnet").eval()
+    enc = model.encoder
+    with torch.no_grad():
+        enc.fuse.weight.zero_()
+        enc.fuse.weight[0, C.LATENT_DIM] = 1.0  # latent 0 = the first standardised feature
+        model.head[0].weight.zero_()
+        model.head[0].weight[0, 0] = 1.0
+        model.head[1].weight.zero_()
+        model.head[1].weight[0, 0] = 2.0
+        for lin in (enc.fuse, *model.head):
+            lin.bias.zero_()
+    side = torch.zeros(6, N_SIDE)
+    side[:, 0] = torch.linspace(-1, 1, 6)
+    pred = model(_x(6, 200, side=side))
+    torch.testing.assert_close(pred, torch.sigmoid(2 * side[:, 0] / (1 + 1e-5) ** 0.5))
+
+
 @pytest.mark.parametrize("name", ["si-contrastive-jl", "joint-embed"])
 def test_members_compute_what_single_models_compute(name):
     torch.manual_seed(1)
     singles = [build_model(name).eval() for _ in range(3)]
     stacked = stack_members(name, [m.state_dict() for m in singles]).eval()
     x = _x(4, 300, seed=2)
-    xs = torch.stack([x, x.flip(0), x * 0.9], dim=1)  # (batch, K, 2, frames), each member its own data
+    xs = torch.stack([x, x.flip(0), x * 0.9], dim=1)  # (batch, K, C, frames), each member its own data
     pred, z = stacked.forward_latent(xs)
     assert pred.shape == (4, 3) and z.shape == (4, 3, C.LATENT_DIM)
     for k, m in enumerate(singles):
@@ -77,7 +127,7 @@ def test_members_compute_what_single_models_compute(name):
 def test_short_recordings_padded_with_lengths_equal_alone(name):
     model = build_model(name).eval()
     a, b = _x(1, 520, seed=3), _x(1, 1200, seed=4)  # 3 s and 7 s at 172 frames/s
-    batch = torch.zeros(2, 2, 1200)
+    batch = torch.zeros(2, IN_CHANNELS, 1200)
     batch[0, :, :520], batch[1] = a[0], b[0]
     pred = model(batch, torch.tensor([520, 1200]))
     torch.testing.assert_close(pred[0], model(a)[0], atol=1e-5, rtol=1e-5)
@@ -88,9 +138,11 @@ def test_input_checks():
     model = build_model("si-pcconvnet")
     with pytest.raises(ValueError, match="aligned reference"):
         model(torch.rand(2, 500))  # a contour without its reference
+    with pytest.raises(ValueError, match="alignment features"):
+        model(torch.rand(2, 2, 500))  # a contour and its reference without the features
     with pytest.raises(ValueError, match=f"at least {MIN_FRAMES}"):
-        model(torch.rand(2, 2, MIN_FRAMES - 1))
-    model(torch.rand(2, 2, MIN_FRAMES))
+        model(_x(2, MIN_FRAMES - 1))
+    model(_x(2, MIN_FRAMES))
 
 
 def test_config_pairs_models_with_references():
@@ -139,9 +191,67 @@ def test_training_with_references_and_batched_seeds(name):
     from raympa.predict import predict_contours
 
     ref0 = data.reference[data.offsets[0] : data.offsets[1]]
-    pred, _ = predict_contours(results[0].checkpoint, [data.contour(0)], references=[ref0])
+    pred, _ = predict_contours(results[0].checkpoint, [data.contour(0)], references=[ref0], features=[data.side[0]])
     assert 0 <= pred[0] <= 1
+    t = int(np.flatnonzero(data.split == "test")[0])  # predict reads what the test evaluation read
+    full = results[0].latents["pred"][list(results[0].latents["recording_id"]).index(data.recording_id[t])]
+    again, _ = predict_contours(results[0].checkpoint, [data.contour(t)], features=[data.side[t]],
+                                references=[data.reference[data.offsets[t] : data.offsets[t + 1]]])
+    assert abs(again[0] - full) < 1e-5
     with pytest.raises(ValueError, match="reference"):
         predict_contours(results[0].checkpoint, [data.contour(0)])  # no reference given
+    old = dict(results[0].checkpoint, model_state={k: v for k, v in results[0].checkpoint["model_state"].items()
+                                                   if ".side." not in k})
+    with pytest.raises(ValueError, match="retrain"):
+        predict_contours(old, [data.contour(0)], references=[ref0], features=[data.side[0]])
     with pytest.raises(ValueError, match="reference"):
         fit_members(cfgs[:1], plain)  # the same model on contours without references
+
+
+def _write_training_folder(folder, data) -> tuple[str, str]:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame({"recording_id": data.recording_id, "split": data.split, "piece_id": "p",
+                          **data.ratings})
+    table.to_csv(folder / "ratings.csv", index=False)
+    contours = [data.contour(i) for i in range(len(data))]
+    pq.write_table(pa.table({"recording_id": list(data.recording_id), "midi": contours,
+                             "sample_rate": [C.SAMPLE_RATE] * len(data), "hop_length": [C.HOP_LENGTH] * len(data)}),
+                   folder / "contours.parquet")
+    return str(folder / "ratings.csv"), str(folder)
+
+
+def test_cli_short_recordings_auto_chunk_pitch_range_and_real_audio(tmp_path, shared_audio, ray_local, capsys):
+    """raympa train (auto chunk, --fmin) then predict a real 3.2 s recording against an audio reference and peers."""
+    import pandas as pd
+
+    from raympa.cli import main
+    from raympa.dataset import synthetic_set
+    from raympa.predict import load_checkpoint
+
+    ratings, contours = _write_training_folder(tmp_path / "train", synthetic_set(30, seed=0, n_frames=(500, 1200)))
+    run = tmp_path / "run"
+    rc = main(["train", "--ratings", ratings, "--contours", contours, "--out", str(run), "--model", "si-pcconvnet",
+               "--reference", "peers", "--reference-peers", "2", "--epochs", "1", "--min-steps-per-epoch", "0",
+               "--batch-size", "8", "--device", "cpu", "--fmin", "90"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    chunk = int(err.split("chunk frames: auto -> ")[1].split()[0])
+    assert MIN_FRAMES <= chunk < C.CHUNK_FRAMES and ckpt["chunk_frames"] == chunk  # 3-7 s recordings
+    assert ckpt["train_config"]["chunk_frames"] == chunk and ckpt["extract_config"]["fmin"] == 90.0
+    audio = str(shared_audio / "sax-phrase-short.wav")
+    for extra in (["--reference", audio], ["--reference", "peers", "--ratings", ratings, "--contours", contours,
+                                           "--piece", "p"]):
+        out = tmp_path / "pred.csv"
+        assert main(["predict", "--checkpoint", str(run / "checkpoint.pt"), "--device", "cpu", "--out", str(out),
+                     *extra, audio]) == 0
+        df = pd.read_csv(out)
+        assert 0 <= df.loc[0, "note_accuracy"] <= 1, df
+    assert main(["predict", "--checkpoint", str(run / "checkpoint.pt"), "--reference", "peers", audio]) == 2
+    assert "--piece" in capsys.readouterr().err
+    assert main(["train", "--ratings", ratings, "--contours", contours, "--out", str(run), "--model", "pcconvnet",
+                 "--chunk-frames", "many"]) == 2

@@ -193,6 +193,12 @@ def test_attach_carries_references_through_take_and_drops_error_rows():
     assert len(out) == 12 and out.reference is not None and out.reference.shape == out.midi.shape
     sub = out.take([3, 1])
     np.testing.assert_array_equal(sub.reference[: sub.lengths[0]], refs.aligned[str(out.recording_id[3])])
+    feats = refs.features.set_index("recording_id")
+    assert out.side.shape == (12, len(R.ALL_FEATURES)) and np.isfinite(out.side).all()
+    np.testing.assert_allclose(sub.side[1], feats.loc[str(out.recording_id[1]), list(R.ALL_FEATURES)], rtol=1e-6)
+    assert out.with_reference(None).side is None  # no features without a reference
+    with pytest.raises(ValueError, match="side"):
+        out.with_reference(out.reference, side=np.zeros((3, 2), np.float32))
     assert R.build_references("none", table, data, criterion="note_accuracy") is None
     with pytest.raises(ValueError, match="reference="):
         R.build_references("score", table, data, criterion="note_accuracy")
@@ -212,3 +218,30 @@ def test_reference_for_one_performance(tmp_path):
     np.testing.assert_array_equal(same, aligned)
     with pytest.raises(ValueError, match="not found"):
         R.reference_for(perf, tmp_path / "missing.mid")
+
+
+def _training_folder(tmp_path: Path) -> tuple[Path, Path, dict[str, np.ndarray]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table, contours = _peer_table()
+    ratings = tmp_path / "ratings.csv"
+    table.to_csv(ratings, index=False)
+    folder = tmp_path / "contours"
+    folder.mkdir()
+    ids = list(contours)
+    pq.write_table(pa.table({"recording_id": ids, "midi": [contours[r].astype(np.float32) for r in ids]}),
+                   folder / "contours.parquet")
+    return ratings, folder, contours
+
+
+def test_peers_for_new_recordings_match_training(tmp_path):
+    ratings, folder, contours = _training_folder(tmp_path)
+    table, _ = _peer_table()
+    trained = R.peer_references(table, contours, criterion="note_accuracy", peers=2)
+    (aligned, feats), = R.peers_for([contours["A5"]], ratings=ratings, contours=folder, piece="A",
+                                    criterion="note_accuracy", peers=2)  # A5 is a test recording: same peers
+    np.testing.assert_array_equal(aligned, trained.aligned["A5"])
+    np.testing.assert_allclose(feats, trained.features.set_index("recording_id").loc["A5", list(R.ALL_FEATURES)])
+    with pytest.raises(ValueError, match="no training recording"):
+        R.peers_for([contours["A5"]], ratings=ratings, contours=folder, piece="Z", criterion="note_accuracy")

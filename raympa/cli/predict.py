@@ -19,7 +19,15 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
     p.add_argument("--out", default=None, help="write predictions to this CSV instead of printing")
     p.add_argument("--reference", default=None, help="the piece's reference (MIDI score, audio or time_sec,f0_hz "
-                   "track) for a reference-informed checkpoint; aligned to each recording")
+                   "track) for a reference-informed checkpoint, aligned to each recording; or 'peers': the piece's "
+                   "top-rated training recordings, as in training (needs --ratings, --contours, --piece)")
+    p.add_argument("--ratings", default=None, help="with --reference peers: the training ratings table")
+    p.add_argument("--contours", default=None, help="with --reference peers: the training contours folder")
+    p.add_argument("--piece", default=None, help="with --reference peers: the piece_id the recordings play")
+    p.add_argument("--fmin", type=float, default=None, help="Hz: extract the recordings (and audio references) "
+                   "with this lowest pitch instead of the checkpoint's (e.g. a checkpoint trained before the range "
+                   "was recorded); default: the checkpoint's")
+    p.add_argument("--fmax", type=float, default=None, help="Hz: as --fmin, the highest pitch")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default %(default)s)")
 
 
@@ -41,7 +49,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
             df = predict_study(args.study, args.audio, band=args.band, device=args.device)
         else:
-            df = predict_files(args.checkpoint, args.audio, device=args.device, reference=args.reference)
+            from raympa.cli.train import pitch_range
+
+            peers = {"ratings": args.ratings, "contours": args.contours, "piece": args.piece}
+            df = predict_files(args.checkpoint, args.audio, device=args.device, reference=args.reference, peers=peers,
+                               extract=pitch_range(args.fmin, args.fmax))
     except (ValueError, OSError) as e:  # a missing or foreign checkpoint, a device torch does not have
         print("raympa predict: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2

@@ -21,6 +21,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="split seed when the table has no split column")
     p.add_argument("--band", default=None, help="train on this band only (default: every band in the table)")
     p.add_argument("--log-every", type=int, default=10, help="print progress every N epochs (default %(default)s)")
+    p.add_argument("--fmin", type=float, default=None, help="Hz: the pitch range the contours were extracted with "
+                   "(raympa extract --fmin), when not the default; audio references are extracted with it and the "
+                   "checkpoint records it for raympa predict (default: the contours' recorded range, else extract's)")
+    p.add_argument("--fmax", type=float, default=None, help="Hz: as --fmin, the top of the range")
     notes = {  # what each flag is, and where its default comes from: docs/divergences.md
         "model": "pcconvnet = the baseline; contrastive = two-step; contrastive-jl = joint loss; si-* and "
                  "joint-embed* read a reference (--reference)",
@@ -28,7 +32,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "seed": "weights, batches and pairs of the run (the split has its own --split-seed)",
         "n_bins": "C, rating bins of the weighted contrastive loss (paper and original code: 5)",
         "rnc_temperature": "tau of Rank-N-Contrast (Zha et al. 2023: 2)",
-        "chunk_frames": "frames per training chunk (paper: 1000, about 5.8 s)",
+        "chunk_frames": "frames per training chunk: a number, or auto = the paper's 1000 (about 5.8 s) where the "
+                        "training recordings allow, else the 10%% length quantile, never below the model's "
+                        "minimum input (ours; raympa.informed.auto_chunk_frames)",
         "batch_size": "chunks per SGD step (ours; the paper states none)",
         "lr": "learning rate of the joint, head and baseline stages (paper: 0.005 for the joint and head)",
         "epochs": "most epochs of the joint, head and baseline stages (paper: 300 for the joint and head)",
@@ -59,8 +65,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         choices = typing.get_args(hints[f.name]) or None
         default = 1 if f.name == "threads" else f.default  # one thread: fastest for this tiny model
+        kind = type(f.default)
+        if f.name == "chunk_frames":  # a number or "auto", resolved from the training lengths in run_train
+            default, kind = "auto", str
         text = (notes.get(f.name, "") + " (default %(default)s)").strip()
-        p.add_argument(flag, type=type(f.default), default=default, choices=choices, help=text)
+        p.add_argument(flag, type=kind, default=default, choices=choices, help=text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,6 +91,30 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def pitch_range(fmin: float | None, fmax: float | None) -> dict[str, float]:
+    """``--fmin``/``--fmax`` as extraction parameters (only those given); ValueError for an impossible range."""
+    from raympa.config import ExtractConfig
+
+    given = {k: float(v) for k, v in (("fmin", fmin), ("fmax", fmax)) if v is not None}
+    lo, hi = given.get("fmin", ExtractConfig.fmin), given.get("fmax", ExtractConfig.fmax)
+    if not 0 < lo < hi:
+        raise ValueError(f"--fmin {lo} / --fmax {hi}: need 0 < fmin < fmax (Hz)")
+    lowest = 2 * ExtractConfig.sample_rate / ExtractConfig.frame_length  # two periods in pYIN's frame
+    if lo <= lowest:
+        raise ValueError(f"--fmin {lo}: pYIN's {ExtractConfig.frame_length}-sample frame holds two periods only "
+                         f"above {lowest:.1f} Hz")
+    return given
+
+
+def _auto_chunk(cfg: object, data: object, band: str | None) -> int:
+    """``--chunk-frames auto``: :func:`raympa.informed.auto_chunk_frames` of the training recordings' lengths."""
+    from raympa.informed import auto_chunk_frames
+    from raympa.models import build_model
+
+    lengths = data.lengths[data.indices(band=band, split="train", criterion=cfg.criterion)]
+    return auto_chunk_frames(lengths, min_frames=build_model(cfg.model).min_frames)
+
+
 def _error(text: object, code: int = 2) -> int:
     import sys
 
@@ -99,18 +132,27 @@ def run_train(args: argparse.Namespace) -> int:
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     try:
-        cfg = TrainConfig.from_dict({k: v for k, v in vars(args).items() if k in names})
+        chunk = str(args.chunk_frames).strip().lower()
+        if chunk != "auto" and not chunk.isdigit():
+            raise ValueError(f"--chunk-frames {args.chunk_frames!r}: a number of frames or auto")
+        given = {k: v for k, v in vars(args).items() if k in names and not (k == "chunk_frames" and chunk == "auto")}
+        cfg = TrainConfig.from_dict(given)
         seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
         resolve_device(cfg.device)  # a GPU asked for where torch has none: say so before loading data
+        extract = pitch_range(args.fmin, args.fmax)
         if cfg.reference == "none":
             data = load_training_data(args.ratings, args.contours, split_seed=args.split_seed)
+            data = dataclasses.replace(data, extract={**data.extract, **extract})
         else:  # reference-informed: the references are read, aligned and attached here
             from raympa.references import load_referenced_data
 
             data, refs = load_referenced_data(args.ratings, args.contours, reference=cfg.reference,
                                               criterion=cfg.criterion, peers=cfg.reference_peers,
-                                              split_seed=args.split_seed)
+                                              split_seed=args.split_seed, extract=extract)
             print(refs.summary(), file=sys.stderr)
+        if chunk == "auto":
+            cfg = dataclasses.replace(cfg, chunk_frames=_auto_chunk(cfg, data, args.band))
+            print(f"chunk frames: auto -> {cfg.chunk_frames}", file=sys.stderr)
     except (ValueError, OSError, KeyError) as e:  # missing or malformed table, bad flag values
         return _error(e)
     every = max(1, int(args.log_every))
