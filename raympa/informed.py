@@ -14,21 +14,22 @@ reference (both 0 where unvoiced), then the recording's F alignment features
 path) as constant side channels (:func:`raympa.dataset.side_channels`), read at the first frame.
 
 Wide and deep (ours): the features, standardised by a BatchNorm whose running statistics are the
-training batches' (so a checkpoint carries the training set's statistics and eval uses them),
-join the CNN's 16-d time mean in a linear fusion ``Linear(16 + F, 16)`` (SIConvNet) or
-``Linear(48 + F, 16)`` (JointEmbedNet) to the latent; the head is linear up to its sigmoid, so the
-linear model on the features is one of the functions the network can be, and the latent that the
-contrastive loss shapes carries the alignment.
+training batches' (a checkpoint carries the training set's statistics; eval and predict use
+them), are the last F of the 16 latent dimensions; the first :data:`DEEP_DIM` are a linear fusion
+of the CNN's time mean(s) and the features. The head is ContrastiveCNN's ``Linear(16, 8) ->
+Linear(8, 1)`` plus a direct ``Linear(16, 1)`` before the sigmoid, so the linear model on the
+alignment features is one layer away (it trains as fast as the linear model itself, also in the
+two-step head stage), and the latent that the contrastive loss shapes carries the alignment.
 
 * :class:`SIConvNet` (``si-*`` models): the encoder's conv blocks (kernel 7, stride 3, 4 -> 8 ->
   16 channels, as PCConvNet's) read three channels: performance, reference, and their difference
-  where both are voiced (which is where note errors show); the latent is the masked time mean, the
-  head ContrastiveCNN's ``Linear(16, 8) -> Linear(8, 1) -> sigmoid``. The time mean instead of
+  where both are voiced (which is where note errors show); their masked time mean is fused with
+  the features ``Linear(16 + F, 16 - F)``. The time mean instead of
   PCConvNet's final kernel-35 convolution is ours: it takes recordings of any length from 79
   frames (0.46 s) on, so short recordings (a few seconds) are read whole.
 * :class:`JointEmbedNet` (``joint-embed*``): two encoders of PCConvNet's shape, one for the
   performance and one for the reference; their 16-d time means, concatenated with their
-  difference, go through ``Linear(48, 16)`` to the joint latent, then the same head.
+  difference and the features, go through ``Linear(48 + F, 16 - F)``; the same latent and head.
 
 Every one of them trains with each loss the project has (:data:`INFORMED`): MSE alone
 (``si-pcconvnet``, ``joint-embed``), two-step contrastive (``si-contrastive``,
@@ -54,6 +55,8 @@ MIN_FRAMES = 79  # the encoder's receptive field (79 -> 25 -> 7 -> 1 frames)
 SHORT_CHUNK_QUANTILE = 0.1  # ours: auto chunk length = this quantile of the training lengths, when shorter than the paper's
 N_SIDE = len(ALL_FEATURES)  # alignment features per recording
 IN_CHANNELS = 4 + N_SIDE  # performance, reference, two calibration channels, the features
+DEEP_DIM = C.LATENT_DIM - N_SIDE  # latent dimensions from the fusion; the other N_SIDE are the features
+assert DEEP_DIM >= 4, "the latent needs room beside the alignment features"
 
 
 def decode_side(x: torch.Tensor) -> torch.Tensor:
@@ -100,14 +103,15 @@ class _SIEncoder(nn.Module):
         self.members = members
         self.blocks = _blocks(3, members)
         self.side = _Side(members)
-        self.fuse = GroupLinear(C.LATENT_DIM + N_SIDE, C.LATENT_DIM, members=members)
+        self.fuse = GroupLinear(C.LATENT_DIM + N_SIDE, DEEP_DIM, members=members)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         p, r = x[:, :, 0], x[:, :, 1]  # (batch, K, n) each
         diff = torch.where((p != 0) & (r != 0), (p - r) * DIFF_SCALE, torch.zeros_like(p))
         h = torch.stack([p, r, diff], dim=2).flatten(1, 2)  # (batch, K*3, n), member-major
         z = _pool(self.blocks(h), lengths, x.shape[0], self.members)  # (batch, K, 16)
-        return self.fuse(torch.cat([z, self.side(x)], dim=2))  # (batch, K, 16)
+        side = self.side(x)  # (batch, K, F)
+        return torch.cat([self.fuse(torch.cat([z, side], dim=2)), side], dim=2)  # (batch, K, 16)
 
 
 class _JointEncoder(nn.Module):
@@ -120,13 +124,29 @@ class _JointEncoder(nn.Module):
         self.perf = _blocks(1, members)
         self.ref = _blocks(1, members)
         self.side = _Side(members)
-        self.fuse = GroupLinear(3 * C.LATENT_DIM + N_SIDE, C.LATENT_DIM, members=members)
+        self.fuse = GroupLinear(3 * C.LATENT_DIM + N_SIDE, DEEP_DIM, members=members)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         b, k = x.shape[0], self.members
         zp = _pool(self.perf(x[:, :, 0].contiguous()), lengths, b, k)  # (batch, K, 16)
         zr = _pool(self.ref(x[:, :, 1].contiguous()), lengths, b, k)  # (batch, K, 16)
-        return self.fuse(torch.cat([zp, zr, zp - zr, self.side(x)], dim=2))  # (batch, K, 16)
+        side = self.side(x)  # (batch, K, F)
+        return torch.cat([self.fuse(torch.cat([zp, zr, zp - zr, side], dim=2)), side], dim=2)  # (batch, K, 16)
+
+
+class _WideHead(nn.Module):
+    """(batch, K, 16) latent -> (batch, K, 1) logit: ContrastiveCNN's ``Linear(16, 8) -> Linear(8, 1)``
+    plus a direct ``Linear(16, 1)`` (the wide part: a linear model on the latent, which holds the
+    standardised alignment features, in one layer)."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.deep = nn.Sequential(GroupLinear(C.LATENT_DIM, HEAD_HIDDEN, members=members),
+                                  GroupLinear(HEAD_HIDDEN, 1, members=members))
+        self.wide = GroupLinear(C.LATENT_DIM, 1, members=members)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.deep(z) + self.wide(z)
 
 
 class _Informed(nn.Module):
@@ -143,8 +163,7 @@ class _Informed(nn.Module):
             raise ValueError(f"members={members}; need at least 1")
         self.members = members
         self.encoder = self.encoder_class(members)
-        self.head = nn.Sequential(GroupLinear(C.LATENT_DIM, HEAD_HIDDEN, members=members),
-                                  GroupLinear(HEAD_HIDDEN, 1, members=members))
+        self.head = _WideHead(members)
 
     def _input(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
         """Check ``x`` and bring it to (batch, K, C, n); True when outputs lose the member axis."""

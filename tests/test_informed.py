@@ -9,7 +9,7 @@ import torch
 from raympa import constants as C
 from raympa.config import TrainConfig
 from raympa.dataset import normalize, side_channels
-from raympa.informed import IN_CHANNELS, INFORMED, MIN_FRAMES, N_SIDE, auto_chunk_frames, decode_side
+from raympa.informed import DEEP_DIM, IN_CHANNELS, INFORMED, MIN_FRAMES, N_SIDE, auto_chunk_frames, decode_side
 from raympa.members import member_state, stack_members
 from raympa.models import build_model
 from raympa.stages import STAGES
@@ -86,23 +86,23 @@ def test_alignment_features_reach_the_prediction_and_latent(name):
     assert float(state["encoder.side.norm.running_mean"].abs().sum()) > 0
 
 
-def test_linear_model_on_the_features_is_representable():
-    """With the conv part's weight 0 in the fusion, the output is sigmoid(linear(standardised features))."""
-    model = build_model("si-pcconvnet").eval()
-    enc = model.encoder
+@pytest.mark.parametrize("name", ["si-pcconvnet", "joint-embed-contrastive"])
+def test_linear_model_on_the_features_is_one_layer(name):
+    """The latent ends with the standardised features, and the head's wide part reads them in one
+    linear layer: the linear model on the features is sigmoid(wide(z)) with the deep part at 0."""
+    model = build_model(name).eval()
     with torch.no_grad():
-        enc.fuse.weight.zero_()
-        enc.fuse.weight[0, C.LATENT_DIM] = 1.0  # latent 0 = the first standardised feature
-        model.head[0].weight.zero_()
-        model.head[0].weight[0, 0] = 1.0
-        model.head[1].weight.zero_()
-        model.head[1].weight[0, 0] = 2.0
-        for lin in (enc.fuse, *model.head):
+        for lin in model.head.deep:
+            lin.weight.zero_()
             lin.bias.zero_()
+        model.head.wide.weight.zero_()
+        model.head.wide.bias.fill_(0.5)
+        model.head.wide.weight[0, DEEP_DIM + 1] = 2.0  # the second feature
     side = torch.zeros(6, N_SIDE)
-    side[:, 0] = torch.linspace(-1, 1, 6)
-    pred = model(_x(6, 200, side=side))
-    torch.testing.assert_close(pred, torch.sigmoid(2 * side[:, 0] / (1 + 1e-5) ** 0.5))
+    side[:, 1] = torch.linspace(-1, 1, 6)
+    z = model.latent(_x(6, 200, side=side))
+    torch.testing.assert_close(z[:, DEEP_DIM:], side / (1 + 1e-5) ** 0.5)  # BatchNorm at its initial statistics
+    torch.testing.assert_close(model(_x(6, 200, side=side)), torch.sigmoid(0.5 + 2 * side[:, 1] / (1 + 1e-5) ** 0.5))
 
 
 @pytest.mark.parametrize("name", ["si-contrastive-jl", "joint-embed"])
