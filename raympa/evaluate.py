@@ -28,7 +28,12 @@ if TYPE_CHECKING:
     from raympa.runfolder import TrainResult
     from raympa.train import Trainer
 
-EVAL_FRAME_BUDGET = 1 << 21  # ours: frames per evaluation batch (about 8 MB of input)
+EVAL_FRAME_BUDGET = 1 << 21  # ours: frames per evaluation batch and member (about 8 MB of input for one member)
+
+
+def _frame_budget(model: "torch.nn.Module") -> int:
+    """Input frames per evaluation batch: the budget shared by the model's members (K members' layers are K times larger)."""
+    return max(1, EVAL_FRAME_BUDGET // getattr(model, "members", 1))
 
 
 def resolve_device(name: str) -> "torch.device":
@@ -67,8 +72,8 @@ def forward_full_length(
 
     A contour shorter than ``max(min_frames, model.min_frames)`` is zero-padded (unvoiced) to it,
     as training pads short chunks. Contours are sorted by length and batched up to
-    ``EVAL_FRAME_BUDGET`` frames; the masked time means make the result equal to running each
-    contour alone.
+    ``EVAL_FRAME_BUDGET`` frames (shared by a stacked model's members); the masked time means
+    make the result equal to running each contour alone.
 
     Args:
         model: a model of :mod:`raympa.models` (single or stacked members).
@@ -92,15 +97,16 @@ def forward_full_length(
     eff = lengths.clamp(min=max(min_frames, model.min_frames))  # (n,)
     order = torch.argsort(eff)
     preds, latents, rows = [], [], []
+    budget = _frame_budget(model)
     model.eval()
     with torch.no_grad():
         b = 0
         while b < n:
-            size = max(1, EVAL_FRAME_BUDGET // int(eff[order[b]]))
+            size = max(1, budget // int(eff[order[b]]))
             idx = order[b : b + size]
             longest = int(eff[idx].max())
-            if len(idx) * longest > EVAL_FRAME_BUDGET and len(idx) > 1:  # lengths grow in the batch
-                size = max(1, EVAL_FRAME_BUDGET // longest)
+            if len(idx) * longest > budget and len(idx) > 1:  # lengths grow in the batch
+                size = max(1, budget // longest)
                 idx = order[b : b + size]
                 longest = int(eff[idx].max())
             which = idx.to(device)
@@ -153,7 +159,7 @@ def forward_windows(
 
     device = midi.device
     which_t, starts_t = torch.from_numpy(which).to(device), torch.from_numpy(starts).to(device)
-    size = max(1, EVAL_FRAME_BUDGET // n_frames)
+    size = max(1, _frame_budget(model) // n_frames)
     preds, latents = [], []
     model.eval()
     with torch.no_grad():

@@ -1,0 +1,223 @@
+"""The paper's grid at FBA size: per-seed runs against the seeds of a configuration trained together.
+
+The grid is 3 paper models x 3 criteria x 2 bands x 5 seeds = 90 runs at the paper's settings
+(``TrainConfig`` defaults: batch 32, at least 64 steps per epoch, 300 epochs, the two-step
+encoder 150, patience 75). Running all 90 on a shared 2-core machine takes hours, so this
+benchmark measures what one run of each (model, band) costs and derives the grid from it:
+
+* one process per arm and (model, band), one torch thread; a run of ``--epochs`` epochs per stage
+  (patience above, so every member runs them all) of K = 1 (one seed: today's per-seed trial)
+  and of K = 5 (the five seeds together), timed in **CPU seconds** of the process (user + system;
+  on a shared machine wall time is noise). A callback reads the CPU clock after every epoch: the
+  median of each stage's later epochs is its cost per epoch, the rest of the run (model set-up,
+  the first epoch's extra, the final evaluation, run folders with checkpoints) its fixed cost.
+* the start of a trial process (``import raympa.train`` and loading the data) is timed apart.
+* a run is ``start + fixed + sum(stage epochs x cost per epoch)``. Criteria cost the same (same
+  data, another rating column), so the grid is ``3 x`` that per (model, band): 5 runs of K = 1
+  before, 1 run of K = 5 after. Wall time on 2 cores assumes two trials at a time, one per core.
+
+Epochs are not known before a run stops early, so the table gives the grid at the paper's
+maximum (every run to its last epoch: an upper bound) and, where ``--epochs-run`` is given (mean
+epochs per stage measured on real runs), at those.
+
+Data: simulated sets of FBA size (middle school 2,616 auditions of about 30 s = 5,200 frames,
+split 2,093/262/261; symphonic band 3,036 of about 45 s), from :func:`raympa.dataset.synthetic_set`,
+or a ratings table + contours folder per band (``--data-middleschool`` / ``--data-symphonic``).
+
+    python benchmarks/bench_grid.py                 # full run (minutes)
+    python benchmarks/bench_grid.py --smoke-test    # seconds; checks the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BANDS = {  # band -> (auditions, frames range): FBA sizes (2,616 middle school, 3,036 symphonic)
+    "middleschool": (2616, (4400, 6000)),  # about 30 s at 172 frames/s
+    "symphonic": (3036, (6900, 8600)),  # about 45 s
+}
+PAPER_EPOCHS = {"regression": 300, "joint": 300, "encoder": 150, "head": 300}  # TrainConfig defaults (paper)
+CRITERIA = 3  # musicality, note accuracy, rhythm accuracy
+SEEDS = 5
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _load(band: str, args: argparse.Namespace):
+    folder = getattr(args, f"data_{band}")
+    if folder:
+        from raympa.train import load_training_data
+
+        return load_training_data(Path(folder) / "ratings.csv", Path(folder) / "contours")
+    from raympa.dataset import synthetic_set
+
+    n, frames = BANDS[band]
+    if args.smoke_test:
+        n, frames = 60, (1200, 1600)
+    return synthetic_set(n, seed=0, n_frames=frames)
+
+
+def child(args: argparse.Namespace) -> dict:
+    """One arm in this (fresh) process: start-up, then a K-member run with per-epoch CPU times."""
+    import torch
+
+    from raympa.config import TrainConfig
+    from raympa.train import fit_members
+
+    torch.set_num_threads(1)
+    data = _load(args.band, args)
+    start = _cpu()  # the process so far: interpreter, imports, data
+    cfg = TrainConfig(model=args.model, criterion="note_accuracy", epochs=args.epochs, encoder_epochs=args.epochs,
+                      patience=args.epochs + 1, threads=1, device="cpu")
+    cfgs = [dataclasses.replace(cfg, seed=s) for s in range(args.members)]
+    marks: list[tuple[str, float]] = []
+
+    def keep(metrics: list, get_state) -> None:
+        stage = next(m["stage"] for m in metrics if m is not None)
+        marks.append((stage, _cpu()))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t1 = _cpu()
+        fit_members(cfgs, data, callback=keep, out_dirs=[Path(tmp) / f"seed-{c.seed}" for c in cfgs])
+        total = _cpu() - t1
+    per_epoch, prev, times = {}, t1, {}
+    for stage, t in marks:
+        times.setdefault(stage, []).append(t - prev)
+        prev = t
+    for stage, ts in times.items():  # the first epoch of a stage carries its set-up: left out
+        per_epoch[stage] = statistics.median(ts[1:] if len(ts) > 1 else ts)
+    fixed = total - sum(per_epoch[s] * len(ts) for s, ts in times.items())
+    return {"start": start, "fixed": fixed, "per_epoch": per_epoch, "total": total,
+            "n": int(len(data.recording_id)), "frames": float(data.lengths.mean())}
+
+
+def _run_child(model: str, band: str, k: int, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--model", model, "--band", band, "--members", str(k),
+           "--epochs", str(args.epochs)]
+    for b in BANDS:
+        if getattr(args, f"data_{b}"):
+            cmd += [f"--data-{b}", getattr(args, f"data_{b}")]
+    if args.smoke_test:
+        cmd.append("--smoke-test")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_cost(m: dict, epochs: dict[str, float]) -> float:
+    """CPU seconds of one trial: start + fixed + its stages' epochs x cost per epoch."""
+    return m["start"] + m["fixed"] + sum(epochs[s] * c for s, c in m["per_epoch"].items())
+
+
+def _epochs_run(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    return {k: float(v) for k, v in (kv.split("=") for kv in text.split(","))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="pcconvnet,contrastive,contrastive-jl")
+    p.add_argument("--bands", default="middleschool,symphonic")
+    p.add_argument("--epochs", type=int, default=5, help="epochs per stage of each measured run (default %(default)s)")
+    p.add_argument("--epochs-run", default="", help="mean epochs per stage on real runs, e.g. regression=120,joint=110")
+    p.add_argument("--data-middleschool", default="", help="folder with ratings.csv and contours/ (default: simulated)")
+    p.add_argument("--data-symphonic", default="", help="folder with ratings.csv and contours/ (default: simulated)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "grid.md"))
+    p.add_argument("--smoke-test", action="store_true", help="tiny sizes; writes nothing unless --out is given")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", default="pcconvnet", help=argparse.SUPPRESS)
+    p.add_argument("--band", default="middleschool", help=argparse.SUPPRESS)
+    p.add_argument("--members", type=int, default=1, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.smoke_test:
+        args.epochs, args.models = 2, args.models if "--models" in (argv or sys.argv) else "pcconvnet"
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    rows = []
+    for band in args.bands.split(","):
+        for model in args.models.split(","):
+            one, five = _run_child(model, band, 1, args), _run_child(model, band, SEEDS, args)
+            rows.append((band, model, one, five))
+            print(band, model, one, five, file=sys.stderr)
+    wall = time.perf_counter() - t0
+    text = report(rows, args, argv, load0, wall)
+    if not args.smoke_test or "--out" in (argv or sys.argv):
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+def report(rows: list, args: argparse.Namespace, argv: list[str] | None, load0: tuple, wall: float) -> str:
+    """The results table (markdown)."""
+    import torch
+
+    k = SEEDS
+    command = "python benchmarks/bench_grid.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        "# The paper's grid at FBA size: per-seed runs against seeds trained together (cpu)", "",
+        f"Command: `{command.strip()}`", "",
+        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs visible, one torch thread per trial, "
+        f"Python {platform.python_version()}, torch {torch.__version__}; shared with other jobs (load average "
+        f"{load0[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; this benchmark took {wall / 60:.1f} min "
+        "of wall time). All figures are CPU seconds of the trial process (user + system), not wall time.",
+        f"Measured: one run per (band, model) and arm, {args.epochs} epochs per stage, criterion note accuracy, "
+        "paper settings otherwise (batch 32, at least 64 steps per epoch). Start = importing raympa and loading "
+        "the data in a fresh process; fixed = set-up, final evaluation, run folders; per epoch = median of a "
+        "stage's epochs after its first (training and full-length validation).", "",
+        f"| band | model | auditions | frames (mean) | start, s | fixed K=1 / K={k}, s | per epoch K=1 / K={k}, s "
+        f"| one trial at paper max, K=1 / K={k}, s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    grids = {"max": [0.0, 0.0]}
+    measured = _epochs_run(args.epochs_run)
+    if measured:
+        grids["run"] = [0.0, 0.0]
+    for band, model, one, five in rows:
+        stages = list(one["per_epoch"])
+        per = " + ".join(f"{s} {one['per_epoch'][s]:.2f} / {five['per_epoch'][s]:.2f}" for s in stages)
+        t1, t5 = run_cost(one, PAPER_EPOCHS), run_cost(five, PAPER_EPOCHS)
+        lines.append(f"| {band} | {model} | {one['n']:,} | {one['frames']:,.0f} | {one['start']:.1f} | "
+                     f"{one['fixed']:.1f} / {five['fixed']:.1f} | {per} | {t1:,.0f} / {t5:,.0f} |")
+        grids["max"][0] += CRITERIA * SEEDS * t1
+        grids["max"][1] += CRITERIA * t5
+        if measured:
+            ep = {s: measured.get(s, PAPER_EPOCHS[s]) for s in stages}
+            grids["run"][0] += CRITERIA * SEEDS * run_cost(one, ep)
+            grids["run"][1] += CRITERIA * run_cost(five, ep)
+    n_bands, n_models = len({r[0] for r in rows}), len({r[1] for r in rows})
+    runs = CRITERIA * SEEDS * n_bands * n_models
+    lines += ["", f"The grid: {runs} runs ({n_models} models x {CRITERIA} criteria x {n_bands} bands x {SEEDS} "
+              f"seeds): {runs} trials of one seed before, {runs // k} trials of {k} seeds after.", "",
+              "| epochs per run | before: CPU h | before: wall on 2 cores, min | after: CPU h | after: wall on 2 cores, min "
+              "| speed-up |", "|---|---|---|---|---|---|"]
+    label = {"max": "paper maximum (300; two-step 150 + 300): upper bound",
+             "run": f"measured on real runs ({args.epochs_run})"}
+    for key, (before, after) in grids.items():
+        lines.append(f"| {label[key]} | {before / 3600:.2f} | {before / 120:.0f} | {after / 3600:.2f} | "
+                     f"{after / 120:.0f} | {before / after:.2f}x |")
+    lines += ["", "Wall time on 2 cores = CPU time / 2: two trials at a time, one per core, the cores otherwise "
+              "free and the trials packed without gaps (Ray's scheduling and start-up are not counted; nor is "
+              "building the contours)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
