@@ -136,13 +136,13 @@ def margin_sweep_space(
 ) -> SearchSpace:
     """The margin sweep: s, C, lambda, lr and the contrastive term, for the two contrastive models.
 
-    Ranges (all around the paper's values, section 3.2/4.2):
+    Ranges (ours, around the paper's and the original code's values, section 3.2/4.2):
 
-    * ``margin`` s: 0.05-4, log (paper s = 0.5). The target distance of two embeddings is
-      s * |bin_i - bin_j|, so with C = 5 the largest is 4 s; embeddings are means of ReLU
-      features with distances of order 1, and the range spans "collapsed" to "far apart".
-    * ``n_bins`` C: 2-10 (paper C = 5): from a good/bad split to 0.1-wide rating bins (the FBA
-      ratings are quantised to about 0.1).
+    * ``margin`` s: 0.05-4, log (the paper gives no s; original code: 0.5). The target distance
+      of two embeddings is s * |bin_i - bin_j|, so with C = 5 the largest is 4 s; embeddings are
+      means of ReLU features with distances of order 1, and the range spans "collapsed" to "far apart".
+    * ``n_bins`` C: 2-10 (paper: C = 5 as its example; original code: 5): from a good/bad split
+      to 0.1-wide rating bins (the FBA ratings are quantised to about 0.1).
     * ``rnc_temperature`` tau: 0.5-4, log (Zha et al. 2023 default tau = 2), for Rank-N-Contrast.
     * ``jl_lambda`` lambda: 0.1-10, log (paper: 1, L = L_MSE + L_C); only for the joint model.
     * ``lr``: 5e-4 - 5e-2, log (paper 0.005 for the joint model and the two-step head; the
@@ -168,8 +168,8 @@ def margin_sweep_space(
         params=(
             Param("model", "categorical", choices=tuple(models), note="joint (contrastive-jl) or two-step (contrastive)"),
             Param("contrastive", "categorical", choices=tuple(terms), note="paper: weighted; rnc = Zha et al. 2023"),
-            Param("margin", "float", 0.05, 4.0, log=True, when=weighted, note="paper s = 0.5"),
-            Param("n_bins", "int", 2, 10, when=weighted, note="paper C = 5"),
+            Param("margin", "float", 0.05, 4.0, log=True, when=weighted, note="paper: no value; code: s = 0.5"),
+            Param("n_bins", "int", 2, 10, when=weighted, note="paper: C = 5 (its example); code: 5"),
             Param("rnc_temperature", "float", 0.5, 4.0, log=True, when=("contrastive", ("rnc",)),
                   note="Zha et al. 2023: tau = 2"),
             Param("jl_lambda", "float", 0.1, 10.0, log=True, when=("model", JOINT_MODELS),

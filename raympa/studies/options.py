@@ -46,9 +46,9 @@ class StudyOptions:
     contours: str | None = None
     data_dir: str = "data"
     demo_n: int = 240  # ours: the demo's learnable size
-    demo_duration: float | None = None
-    epochs: int = 150
-    encoder_epochs: int = 75
+    demo_duration: float | None = None  # the demo's etude length (raympa.demo: 30 s middle school, 48 s symphonic)
+    epochs: int = 150  # ours, a fallback: each study's Options sets its own (margin sweep; paper grid: the paper's 300)
+    encoder_epochs: int = 75  # ours, a fallback, as epochs (paper grid: the paper's 150)
     chunks_per_recording: int = 1  # paper
     resume: bool = False
     overwrite: bool = False
