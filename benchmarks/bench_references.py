@@ -119,7 +119,7 @@ def features_oof(demo: Path, reference: str, criterion: str, folds: int, cache: 
     from raympa.evaluate import r2
 
     out: dict[str, float] = {}
-    for name, n_feat in (("six", len(FEATURES)), ("ten", None)):
+    for name, n_feat in (("six", len(FEATURES)), ("twelve", None)):
         for est_name, make in (("linear", LinearRegression), ("boosting", lambda: HistGradientBoostingRegressor(
                 max_iter=200, learning_rate=0.05, random_state=0))):
             ys, ps = [], []
@@ -134,7 +134,7 @@ def features_oof(demo: Path, reference: str, criterion: str, folds: int, cache: 
 
 
 def features_table(demo: Path, criteria: list[str]) -> list[str]:
-    """R² of the alignment features alone (the six; all ten with the rhythm ones), linear and boosting,
+    """R² of the alignment features alone (the six; all twelve with the rhythm ones), linear and boosting,
     per reference mode and criterion: 5-fold cross-validated over every recording, and fitted on the
     training and validation recordings, scored on the test split (the models' test set)."""
     import pandas as pd
@@ -157,7 +157,7 @@ def features_table(demo: Path, criteria: list[str]) -> list[str]:
         df = refs.features.merge(ratings, on="recording_id").merge(split, on="recording_id")
         test = (df["_split"] == "test").to_numpy()
         for crit in criteria:
-            for name, cols in (("six", FEATURES), ("ten", ALL_FEATURES)):
+            for name, cols in (("six", FEATURES), ("twelve", ALL_FEATURES)):
                 x, y = df[list(cols)].to_numpy(), df[crit].to_numpy()
                 cv = KFold(5, shuffle=True, random_state=0)
                 scores = []
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"Command: `python benchmarks/bench_references.py --demo {args.demo.name} --features-only --criteria "
                  f"{' '.join(args.criteria)}`", "",
                  "R² of predicting each rating from the six alignment numbers (raympa.align.FEATURES), and from "
-                 "all ten with the four rhythm numbers of the DTW path (raympa.align.ALL_FEATURES), of each "
+                 "all twelve with the six rhythm numbers of the DTW path (raympa.align.ALL_FEATURES), of each "
                  "recording against its reference: 5-fold cross-validated over all recordings, and fitted on the "
                  "train and val splits and scored on the test split; simulator's ceiling (linear, "
                  "true deviations): " + ", ".join(f"{c} {ceil[c]:.3f}" for c in args.criteria) + ".", "",

@@ -28,7 +28,7 @@ Where nothing of the performance is voiced against a voiced reference frame, the
 the median deviation 6 (the largest folded deviation), so no feature is ever NaN.
 
 Rhythm features (:data:`RHYTHM_FEATURES`, ours: what a judge of rhythm hears, read off the DTW
-path at the reduced rate; :data:`ALL_FEATURES` = the six, then these four):
+path at the reduced rate; :data:`ALL_FEATURES` = the six, then these six):
 
 * ``tempo_spread``: standard deviation over windows of :data:`TEMPO_WINDOW_S` seconds (hop half
   a window) of the natural log of the local tempo ratio (reference frames advanced per
@@ -39,7 +39,13 @@ path at the reduced rate; :data:`ALL_FEATURES` = the six, then these four):
   > 0, dragging < 0); 0 with fewer than three windows;
 * ``stall_share``: share of the path's steps that are not diagonal (one side waits);
 * ``longest_hold_s``: the longest run of steps where the reference does not advance while the
-  performance does (a held note, a hesitation, a restart), in seconds.
+  performance does (a held note, a hesitation, a restart), in seconds;
+* ``onset_deviation_s``: the reference's note onsets (a voiced reduced frame after an unvoiced one
+  or more than :data:`ONSET_STEP` semitones from the previous) are placed in the performance by
+  the path (the first performance frame aligned to each); an inner onset's residual is its time
+  minus the time interpolated between its two neighbours' at its reference position: the mean
+  absolute residual in seconds (uneven onsets, misread rhythms); 0 with fewer than three onsets;
+* ``onset_error_share``: share of inner onsets whose residual exceeds :data:`ONSET_ERROR_S`.
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ except ImportError:  # pragma: no cover
 FEATURES = ("cost_per_step", "within_50c", "within_100c", "median_deviation", "length_ratio",
             "unvoiced_share")
 
-RHYTHM_FEATURES = ("tempo_spread", "tempo_drift", "stall_share", "longest_hold_s")
+RHYTHM_FEATURES = ("tempo_spread", "tempo_drift", "stall_share", "longest_hold_s", "onset_deviation_s",
+                   "onset_error_share")
 ALL_FEATURES = FEATURES + RHYTHM_FEATURES  # what alignment_features returns, in this order
 
 FACTOR = 4  # ours: contour frames averaged per alignment frame (172.27 / 4 = 43 frames/s)
@@ -69,6 +76,8 @@ UNVOICED_COST = 3.0  # ours: semitones charged for a voiced frame against an unv
 STEP_PENALTY = 0.5  # ours: semitones added to a horizontal or vertical step (discourages stalls)
 HIST_CENTS = 10.0  # ours: bin width of the pitch-class histograms that fix the key offset
 TEMPO_WINDOW_S = 1.0  # ours: window of the local tempo ratio (s), about a beat or two
+ONSET_STEP = 0.5  # ours: semitones between reduced reference frames that mark a new note
+ONSET_ERROR_S = 0.1  # ours: an onset this far (s) from where its neighbours put it counts as an error
 TEMPO_CLIP = 4.0  # ours: local tempo ratios are clipped to [1 / TEMPO_CLIP, TEMPO_CLIP] of the whole path's
 WORST_DEVIATION = 6.0  # semitones: the largest folded deviation, the median's value when nothing matches
 FRAME_RATE = C.SAMPLE_RATE / C.HOP_LENGTH  # frames/s of the contours (paper's hop: 172.27)
@@ -315,7 +324,7 @@ def folded_deviation(perf: np.ndarray, aligned_ref: np.ndarray) -> np.ndarray:
 
 
 def path_features(path: np.ndarray, *, factor: int = FACTOR, frame_rate: float = FRAME_RATE) -> np.ndarray:
-    """The four rhythm numbers (:data:`RHYTHM_FEATURES`, in order) of a DTW path.
+    """The first four rhythm numbers (:data:`RHYTHM_FEATURES`, in order) of a DTW path.
 
     Args:
         path: (k, 2) int64 (performance, reference) indices at the reduced rate, from (0, 0).
@@ -329,7 +338,7 @@ def path_features(path: np.ndarray, *, factor: int = FACTOR, frame_rate: float =
     path = np.asarray(path, np.int64)
     steps = np.diff(path, axis=0)  # (k - 1, 2)
     if len(steps) == 0:
-        return np.zeros(len(RHYTHM_FEATURES))
+        return np.zeros(4)
     stall = float(np.mean(~((steps[:, 0] == 1) & (steps[:, 1] == 1))))
     hold = np.concatenate([[0], (steps[:, 0] == 1) & (steps[:, 1] == 0), [0]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(hold))  # starts and ends of the runs of holds, alternating
@@ -350,9 +359,34 @@ def path_features(path: np.ndarray, *, factor: int = FACTOR, frame_rate: float =
     return np.array([spread, drift, stall, longest * factor / frame_rate])
 
 
+def onset_features(path: np.ndarray, ref_reduced: np.ndarray, *, factor: int = FACTOR,
+                   frame_rate: float = FRAME_RATE) -> np.ndarray:
+    """``onset_deviation_s`` (s) and ``onset_error_share`` of a DTW path (:data:`RHYTHM_FEATURES`' last two).
+
+    Args:
+        path: (k, 2) int64 path at the reduced rate, from (0, 0), in order.
+        ref_reduced: (m,) the reduced reference the path indexes (relative pitch, NaN = unvoiced).
+        factor, frame_rate: as :func:`path_features`.
+    """
+    r = np.asarray(ref_reduced, np.float64)
+    voiced = np.isfinite(r)
+    prev = np.r_[np.nan, r[:-1]]
+    with np.errstate(invalid="ignore"):
+        onsets = np.flatnonzero(voiced & (~np.isfinite(prev) | (np.abs(r - prev) > ONSET_STEP)))
+    js, first = np.unique(path[:, 1], return_index=True)  # the first path step of each reference frame
+    onsets = onsets[np.isin(onsets, js)]
+    if len(onsets) < 3:
+        return np.zeros(2)
+    tp = path[first[np.searchsorted(js, onsets)], 0].astype(np.float64)  # performance frame of each onset
+    tr = onsets.astype(np.float64)
+    between = tp[:-2] + (tr[1:-1] - tr[:-2]) * (tp[2:] - tp[:-2]) / (tr[2:] - tr[:-2])
+    residual = np.abs(tp[1:-1] - between) * factor / frame_rate  # (onsets - 2,) seconds
+    return np.array([float(residual.mean()), float(np.mean(residual > ONSET_ERROR_S))])
+
+
 def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment | None = None, *,
                        frame_rate: float = FRAME_RATE) -> np.ndarray:
-    """The alignment numbers (:data:`ALL_FEATURES`, in order: the six, then the four rhythm ones) of one performance.
+    """The alignment numbers (:data:`ALL_FEATURES`, in order: the six, then the six rhythm ones) of one performance.
 
     Args:
         perf, ref: MIDI contours on one hop grid, 0 = unvoiced.
@@ -360,7 +394,7 @@ def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment |
         frame_rate: contour frames per second (for ``longest_hold_s``).
 
     Returns:
-        (10,) float64, never NaN: with no voiced performance frame against a voiced reference
+        (12,) float64, never NaN: with no voiced performance frame against a voiced reference
         frame the shares are 0 and the median deviation :data:`WORST_DEVIATION`.
     """
     perf = np.asarray(perf, np.float64)
@@ -376,7 +410,10 @@ def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment |
     median = float(np.median(ad)) if len(ad) else WORST_DEVIATION
     six = [a.cost / len(a.path), within50, within100, median,
            (a.perf_span[1] - a.perf_span[0]) / (a.ref_span[1] - a.ref_span[0]), 1.0 - n_voiced / len(perf)]
-    return np.concatenate([six, path_features(a.path, factor=a.factor, frame_rate=frame_rate)])
+    r_rel, _ = relative_pitch(ref)
+    r_reduced = downsample(r_rel[a.ref_span[0] : a.ref_span[1]], a.factor)  # what the path indexes
+    return np.concatenate([six, path_features(a.path, factor=a.factor, frame_rate=frame_rate),
+                           onset_features(a.path, r_reduced, factor=a.factor, frame_rate=frame_rate)])
 
 
 def align_many(perfs: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, threads: int = 1,
@@ -389,7 +426,7 @@ def align_many(perfs: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, threa
         factor, band: as :func:`align`.
 
     Returns:
-        (n, 10) float64 features (:data:`ALL_FEATURES`) and the n aligned references (float32 MIDI on each
+        (n, 12) float64 features (:data:`ALL_FEATURES`) and the n aligned references (float32 MIDI on each
         performance's grid).
     """
     if len(perfs) != len(refs):

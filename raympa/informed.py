@@ -10,7 +10,7 @@ aligned key- and octave-invariantly onto the performance's frame grid (:mod:`ray
 Input: (batch, K, C, n_frames), or (batch, C, n_frames) shared by every member, C = 4 + F
 (:data:`IN_CHANNELS`): channel 0 the normalised performance, channel 1 the normalised aligned
 reference (both 0 where unvoiced), then the recording's F alignment features
-(:data:`raympa.align.ALL_FEATURES`: the six alignment numbers and four rhythm numbers of its DTW
+(:data:`raympa.align.ALL_FEATURES`: the six alignment numbers and six rhythm numbers of its DTW
 path) as constant side channels (:func:`raympa.dataset.side_channels`), read at the first frame.
 
 Wide and deep (ours): the features, standardised by a BatchNorm whose running statistics are the

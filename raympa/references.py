@@ -224,7 +224,7 @@ class ReferenceSet:
         aligned: recording_id -> (n_frames,) float32 MIDI, the reference aligned to the
             performance (in the performance's register, 0 = unvoiced); error rows have none.
         features: one row per aligned recording: recording_id and :data:`raympa.align.ALL_FEATURES`
-            (the six alignment numbers, then the four rhythm numbers).
+            (the six alignment numbers, then the six rhythm numbers).
         notes: one row per recording: :data:`NOTE_COLUMNS`; status ``ok``, ``fallback`` (peers:
             a peer was unusable and the next one taken) or ``error`` (no reference).
     """

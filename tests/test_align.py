@@ -169,3 +169,19 @@ def test_path_features_units_and_short_paths():
                            np.stack([np.arange(60, 110), np.arange(50, 100)], 1)])
     assert A.path_features(held, factor=4, frame_rate=172.0)[3] == pytest.approx(10 * 4 / 172.0)
     assert np.all(A.path_features(np.zeros((1, 2), np.int64)) == 0.0)  # one frame: nothing to measure
+
+
+def test_uneven_onsets_are_measured_and_steady_ones_are_not():
+    rng = np.random.default_rng(9)
+    notes = 60 + np.cumsum(rng.choice([-2, -1, 1, 2], 50))  # every note differs from the previous
+    durs = rng.integers(30, 50, 50)
+    ref = _render(notes, durs)
+    steady = _feats(_render(notes, durs, stretch=1.1), ref)
+    assert steady["onset_deviation_s"] < 0.03 and steady["onset_error_share"] < 0.05
+    shifted = durs.copy()
+    shifted[::2] += 35  # every other onset 0.2 s late, the next one back on time
+    shifted[1::2] -= 25
+    f = _feats(_render(notes, np.maximum(shifted, 6)), ref)
+    assert f["onset_deviation_s"] > steady["onset_deviation_s"] + 0.05 and f["onset_error_share"] > 0.3
+    r = np.full(10, np.nan)
+    assert np.all(A.onset_features(np.stack([np.arange(10), np.arange(10)], 1), r) == 0.0)  # no onset
