@@ -1,8 +1,9 @@
 """Margin sweep: how much do the contrastive loss's margin s, bins C, weight lambda and the
 contrastive term itself (weighted contrastive or Rank-N-Contrast) matter?
 
-Question: Seshadri & Lerch (ISMIR 2021) fix lambda = 1 (L = L_MSE + L_C) and C = 5 (s = 0.5 is
-the original code's value; the paper gives none). Is the validation R² of the joint model
+Question: Seshadri & Lerch (ISMIR 2021) fix lambda = 1 (L = L_MSE + L_C) and use C = 5 (the
+example of their section 3.2 and the original code's value; s = 0.5 is the original code's value,
+the paper gives none). Is the validation R² of the joint model
 (contrastive-jl) and the two-step model (contrastive) sensitive to them, and does Rank-N-Contrast
 (Zha et al. 2023) do better than the weighted contrastive loss?
 
@@ -12,10 +13,11 @@ raympa.search.margin_sweep_space (ranges in its docstring); each configuration r
 ``results/margin_sweep/`` (trials.csv, study.json, latents/, optuna.journal for optuna-dashboard,
 report/).
 
-Default run (no arguments): a 240-audition middle-school demo built under data/ (ours), then the
-PCConvNet baseline and 16 configurations, 2 seeds each (ours; paper: 5 runs), trained together
-per configuration, with 150 epochs (two-step: 75 encoder + 150 head; ours, half of the paper's and
-the original code's 150 + 300) and early-stopping patience 75 (paper).
+Default run (no arguments; sizes and budget ours, each in raympa.studies.margin_sweep.Options):
+800 simulated middle-school auditions of a 15 s etude (640 / 80 / 80 train / validation / test),
+built under data/, then the PCConvNet baseline and 8 configurations, 3 seeds each (paper: 5 runs),
+trained together per configuration, with 150 epochs of at least 64 SGD steps (two-step: 75 encoder
++ 150 head; paper and original code: 150 + 300) and early-stopping patience 40 (paper: 75).
 ``--smoke-test``: 24 short demo auditions, the baseline and 2 configurations x 1 seed x 3 epochs.
 On a cluster: ``--address auto --storage-path /mnt/shared/results --data-dir /mnt/shared/data
 --gpus-per-trial 0.25`` (see docs/study.md). The same study: ``raympa study margin-sweep``.

@@ -5,12 +5,14 @@ contrastive model and the joint model (contrastive-jl) on three criteria (musica
 accuracy, rhythm accuracy) for the middle-school and symphonic bands, five seeds each. Do the
 contrastive models' test R² and latent-space clustering beat the baseline's?
 
-The paper's grid, 3 models x 3 criteria x 2 bands x 5 seeds = 90 trials (a Tune grid, no
-searcher; each trial trains its five seeds together), with raympa.config.TrainConfig's defaults
+The paper's grid, 3 models x 3 criteria x 2 bands x 5 seeds = 90 runs in 18 trials (a Tune grid,
+no searcher; each trial trains its five seeds together as one batched model), with raympa.config.TrainConfig's defaults
 (each default's source is in its comment): SGD, lr 0.005 (paper; two-step encoder 0.1), 300
 epochs (encoder 150; paper and original code), early stopping with patience 75 (paper), C = 5
-(paper), s = 0.5 (the original code's; the paper gives none), random 1000-frame chunks and
-MIDI / 127 (paper). PCConvNet's lr and epochs are in neither: ours, the same as the joint model's. ``--models``,
+(the paper's example and the original code's), s = 0.5 (the original code's; the paper gives none), random 1000-frame chunks and
+MIDI / 127 (paper); an epoch repeats its pass until it has at least 64 SGD steps (ours,
+``min_steps_per_epoch``; the paper's epoch is one chunk per recording). PCConvNet's lr and epochs
+are in neither: ours, the same as the joint model's. ``--models``,
 ``--criteria``, ``--bands``, ``--seeds`` and ``--epochs`` shrink it. Results:
 ``results/paper_replication/``. ``--smoke-test``: 3 models x 1 criterion x 1 band x 1 seed,
 3 epochs, on 24 short demo auditions (about a minute). The same study:

@@ -429,3 +429,20 @@ def test_smoke_study_console_is_short(tmp_path):
     assert sum(ln.startswith("[raympa] trial ") for ln in lines) == 3  # one line per finished trial
     assert (tmp_path / "margin_sweep_smoke" / "tune").is_dir()
     assert list((tmp_path / "margin_sweep_smoke" / "tune").glob("trial_*/result.json"))  # Tune's files stay
+
+
+def test_margin_sweep_texts_state_its_real_defaults():
+    """The script's and the module's docstrings name the defaults the code uses (they went stale once)."""
+    import runpy
+    from pathlib import Path
+
+    from raympa.studies import margin_sweep
+
+    o = margin_sweep.Options()
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "studies" / "margin_sweep.py"))["__doc__"]
+    for doc in (script, margin_sweep.__doc__):
+        text = " ".join(doc.split())
+        assert f"{o.demo_n} simulated" in text and f"{o.num_samples} configurations" in text
+        assert f"{o.repeats} seeds" in text and f"{o.epochs} epochs" in text
+        assert f"{o.encoder_epochs} encoder" in text and f"patience {o.patience}" in text
+        assert f"{o.demo_duration:g} s etude" in text

@@ -7,11 +7,11 @@ model (the searcher sees their mean); ``asha`` stops poor trials early.
 Question: do s, C, lambda, the learning rate and the contrastive term matter, and does the best
 contrastive configuration beat PCConvNet (the first trial, same seeds and data)?
 
-Default run (no arguments, all ours): 800 simulated middle-school auditions of a 15 s etude
-(640 / 80 / 80 train / validation / test), the baseline + 8 TPE configurations x 3 seeds (27
-runs in 9 trials, two at once on 2 cores), 60 epochs (two-step: 30 encoder + 60 head) of at least
-64 steps. Measured: 5 min 21 s from a cold cache on a shared 2-core machine
-(load average 1.7-2.3), data included (results/README.md).
+Default run (no arguments; sizes and budget ours): 800 simulated middle-school auditions of a
+15 s etude (640 / 80 / 80 train / validation / test), the baseline + 8 configurations (TPE) x 3
+seeds (27 runs in 9 trials, two at once on 2 cores), 150 epochs (two-step: 75 encoder + 150
+head) of at least 64 steps, early-stopping patience 40 (paper: 300 / 150 epochs, patience 75).
+Time and load: results/README.md; the stopping rule's measurements: benchmarks/results/stopping.md.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from raympa.studies.options import StudyOptions, run_defined_study
 
 NAME = "margin_sweep"
 QUESTION = (
-    "Seshadri & Lerch (ISMIR 2021) fix lambda = 1 (L = L_MSE + L_C) and C = 5 (s = 0.5 is the original "
-    "code's value). Is the validation R² of the joint model (contrastive-jl) and the two-step model "
-    "(contrastive) sensitive to s, C and lambda, and does Rank-N-Contrast (Zha et al. 2023) do better "
-    "than the weighted contrastive loss? And does the best of them beat the PCConvNet baseline trained "
-    "with the same seeds and data?"
+    "Seshadri & Lerch (ISMIR 2021) fix lambda = 1 (L = L_MSE + L_C) and use C = 5 (their example and the "
+    "original code's value; s = 0.5 is the original code's, the paper gives none). Is the validation R² "
+    "of the joint model (contrastive-jl) and the two-step model (contrastive) sensitive to s, C and "
+    "lambda, and does Rank-N-Contrast (Zha et al. 2023) do better than the weighted contrastive loss? "
+    "And does the best of them beat the PCConvNet baseline trained with the same seeds and data?"
 )
-PATIENCE = 75  # early-stopping patience in epochs (paper)
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class Options(StudyOptions):
         models, terms: the models and contrastive terms searched.
         asha: stop poor trials early (ASHA on validation R² per epoch).
         seed: seed of the TPE sampler.
+        patience: early-stopping patience in epochs (each stage; the run keeps its best epoch).
         baseline: also train PCConvNet (one more trial, the first) with the same seeds and data,
             so the sweep compares its configurations with the baseline.
     """
@@ -54,8 +54,12 @@ class Options(StudyOptions):
     repeats: int = 3  # ours (paper: 5); the seeds train as one batched model
     demo_n: int = 800  # ours: 80 test auditions (the 80/10/10 split)
     demo_duration: float | None = 15.0  # ours: a 15 s etude (the demo's middle-school default is 30 s)
-    epochs: int = 60  # ours (original code: 300 for the head); with min_steps_per_epoch 64 at least 3840 steps
-    encoder_epochs: int = 30  # ours (original code: 150)
+    # ours (paper and original code: 300 joint / head epochs, 150 encoder; paper: patience 75), chosen on
+    # measured histories (benchmarks/results/stopping.md) as the longest budget that fits 10 minutes on 2
+    # cores: 150 epochs of at least 64 steps, patience 40 (shorter patience ends PCConvNet in its slow start)
+    epochs: int = 150
+    encoder_epochs: int = 75  # ours, half the head's as the paper's 150 / 300
+    patience: int = 40  # ours (paper: 75)
     criterion: str = "note_accuracy"
     band: str = "middleschool"
     models: tuple[str, ...] = CONTRASTIVE_MODELS
@@ -79,7 +83,7 @@ def run(options: Options, *, command: Sequence[str]) -> Path:
     space = margin_sweep_space(
         models=tuple(options.models), terms=tuple(options.terms), baseline=options.baseline,
         criterion=options.criterion, band=options.band, epochs=options.epochs, encoder_epochs=options.encoder_epochs,
-        patience=PATIENCE, chunks_per_recording=options.chunks_per_recording, reference=options.reference,
+        patience=options.patience, chunks_per_recording=options.chunks_per_recording, reference=options.reference,
     )
     bands = C.STUDY_BANDS if options.band == "all" else (options.band,)
     return run_defined_study(

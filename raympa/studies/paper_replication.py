@@ -1,7 +1,7 @@
 """The paper replication: the paper's grid of models, criteria, bands and seeds (a Tune grid).
 
-3 models x 3 criteria x 2 bands x 5 seeds = 90 trials with :class:`raympa.config.TrainConfig`'s
-defaults; the options shrink it.
+3 models x 3 criteria x 2 bands x 5 seeds = 90 runs (18 trials, each training its seeds together)
+with :class:`raympa.config.TrainConfig`'s defaults; the options shrink it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Options(StudyOptions):
     Attributes:
         models, criteria, bands, seeds: the grid's axes (paper: all models, criteria and the
             two bands, seeds 0-4).
-        patience: early-stopping patience in epochs.
+        patience: early-stopping patience in epochs (paper: 75).
     """
 
     epochs: int = DEFAULTS.epochs
