@@ -204,7 +204,8 @@ class GroupBlocks(nn.Sequential):
     rounding, but each block runs in the member-major layout (K, c, batch, t): in training as one
     :class:`_ConvBatchNormReLU`, in eval mode as a batched matmul and an affine map. A block whose
     unfolded windows would exceed ``UNFOLD_MAX_RATIO`` times its input (a long kernel on many
-    frames, e.g. PCConvNet's last layer on a whole recording) runs its modules as they are.
+    frames, e.g. PCConvNet's last layer on a whole recording) runs as :func:`_conv_taps` in eval
+    mode with several members, else as its modules.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,22 +221,43 @@ class GroupBlocks(nn.Sequential):
         return x
 
 
+def _conv_taps(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, frames: int) -> torch.Tensor:
+    """K members' convolution without unfolding: (K, c_in, batch, t) -> (K, c_out, batch, t').
+
+    Every tap's weights times every frame in one batched matmul, (K, kernel*c_out, batch*t), then
+    the sum of the taps shifted onto the output frames: memory ``kernel*c_out / c_in`` times the
+    input (not ``kernel`` times, as unfolded windows), for long kernels.
+    """
+    k, c_in, b, t = x.shape
+    c_out, kernel = weight.shape[0] // k, weight.shape[2]
+    w = weight.view(k, c_out, c_in, kernel).permute(0, 3, 1, 2).reshape(k, kernel * c_out, c_in)
+    p = torch.matmul(w, x.reshape(k, c_in, b * t)).view(k, kernel, c_out, b, t)
+    span = stride * (frames - 1) + 1
+    y = p[:, 0, :, :, :span:stride] + bias.view(k, c_out, 1, 1)
+    for j in range(1, kernel):
+        y += p[:, j, :, :, j : j + span : stride]
+    return y  # (K, c_out, batch, t')
+
+
 def _block(conv: nn.Conv1d, bn: nn.BatchNorm1d, act: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """One conv block of :class:`GroupBlocks` on (K, c_in, batch, t) -> (K, c_out, batch, t')."""
     k, _, b, t = x.shape
     (kernel,), (stride,) = conv.kernel_size, conv.stride
     frames = (t - kernel) // stride + 1
-    fast = (isinstance(act, nn.ReLU) and conv.padding == (0,) and conv.dilation == (1,) and frames >= 1
-            and bn.affine and bn.track_running_stats and bn.momentum is not None and (b * frames > 1 or not bn.training)
-            and (kernel <= UNFOLD_MAX_RATIO * stride or frames <= MATMUL_MAX_FRAMES))
-    if not fast:
-        h = act(bn(conv(x.permute(2, 0, 1, 3).flatten(1, 2))))  # (batch, K*c_out, t')
-        return h.unflatten(1, (k, -1)).permute(1, 2, 0, 3)
-    if not bn.training:  # running statistics: convolution, affine map, ReLU
+    fast = kernel <= UNFOLD_MAX_RATIO * stride or frames <= MATMUL_MAX_FRAMES
+    standard = (isinstance(act, nn.ReLU) and conv.padding == (0,) and conv.dilation == (1,) and frames >= 1
+                and bn.affine and bn.track_running_stats)
+    if standard and not bn.training and (fast or k > 1):  # running statistics: convolution, affine map, ReLU
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # (K*c_out,)
-        z = _conv_windows(_unfold_windows(x, kernel, stride), conv.weight, conv.bias, k)
-        y = torch.relu_(z * scale.view(k, -1, 1) + (bn.bias - bn.running_mean * scale).view(k, -1, 1))
-        return y.view(k, -1, b, frames)
+        if fast:
+            z = _conv_windows(_unfold_windows(x, kernel, stride), conv.weight, conv.bias, k).view(k, -1, b, frames)
+        else:  # a long kernel on many frames (one member: torch's convolution is faster still)
+            z = _conv_taps(x, conv.weight, conv.bias, stride, frames)
+        shift = bn.bias - bn.running_mean * scale
+        return torch.relu_(z * scale.view(k, -1, 1, 1) + shift.view(k, -1, 1, 1))  # (K, c_out, batch, t')
+    if not (standard and fast and bn.momentum is not None and b * frames > 1):
+        h = act(bn(conv(x.permute(2, 0, 1, 3).flatten(1, 2))))  # (batch, K*c_out, t'): torch's modules
+        return h.unflatten(1, (k, -1)).permute(1, 2, 0, 3)
     y, mean, var = _ConvBatchNormReLU.apply(x, conv.weight, conv.bias, bn.weight, bn.bias, stride, bn.eps)
     with torch.no_grad():  # as nn.BatchNorm1d: momentum update, unbiased variance in the running estimate
         n, m = b * frames, bn.momentum

@@ -82,7 +82,7 @@ def _reference_blocks(blocks):
     (1, 1, 4, 7, 3, 1000),  # encoder block 1
     (3, 4, 8, 7, 3, 332),  # encoder block 2
     (5, 16, 1, 35, 1, 35),  # PCConvNet's last block on a training chunk (one output frame)
-    (2, 16, 1, 35, 1, 200),  # ... on a longer input: torch's modules (windows would be 35x the input)
+    (2, 16, 1, 35, 1, 200),  # ... on a longer input: torch's modules in training, shifted tap sums in eval
     (3, 2, 3, 5, 2, 41),
 ])
 def test_group_blocks_equal_torch_layers_forward_and_backward(members, c_in, c_out, kernel, stride, frames):
