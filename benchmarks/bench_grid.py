@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -178,7 +179,7 @@ def report(rows: list, args: argparse.Namespace, argv: list[str] | None, load0: 
     import torch
 
     k = SEEDS
-    command = "python benchmarks/bench_grid.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/bench_grid.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# The paper's grid at FBA size: per-seed runs against seeds trained together (cpu)", "",
         f"Command: `{command.strip()}`", "",
