@@ -2,7 +2,7 @@
 
 For each band: render ``raympa demo-data --n N --seed S``, extract the pitch contours, and write,
 per criterion, the 5-fold cross-validated R² of a linear model (ridge on standardised features)
-and of gradient boosting on global contour statistics (:data:`FEATURES`), beside the
+and of gradient boosting on global contour statistics (``raympa.demo.shortcuts.FEATURES``), beside the
 simulator's ceiling (``raympa.demo.ceiling``: ratings from the true deviation amounts) and
 PCConvNet's test R² (``raympa.train.fit``, ``raympa train``'s defaults unless ``--epochs``).
 Goals (at 600 auditions): global statistics <= 0.15 on every criterion; ceiling >= 0.5 on note
@@ -29,65 +29,11 @@ import pandas as pd
 from raympa import constants as C
 from raympa.contours import extract, load_contours
 from raympa.demo import ceiling, make_demo
+from raympa.demo.folder import ContourOutput
+from raympa.demo.shortcuts import FEATURES, contour_statistics, shortcut_r2
 from raympa.ratings import read_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
-JUMP_SEMITONES = 0.5  # a frame-to-frame change above this counts as a jump
-FEATURES = ("seconds", "voiced_fraction", "pitch_mean", "pitch_sd", "jump_rate", "jumps_per_s",
-            "semitone_distance", "segments", "segments_per_s", "segment_mean_s", "segment_sd_s",
-            "longest_gap_s")
-
-
-def global_statistics(midi: np.ndarray) -> dict[str, float]:
-    """Global statistics of one contour (MIDI per frame, 0 = unvoiced)."""
-    voiced = midi > 0
-    v = midi[voiced].astype(float)
-    seconds = len(midi) / C.FRAME_RATE
-    both = voiced[1:] & voiced[:-1]
-    steps = np.abs(np.diff(midi.astype(float)))[both]
-    edges = np.diff(np.concatenate([[0], voiced.astype(int), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    seg = (stops - starts) / C.FRAME_RATE
-    gap_edges = np.diff(np.concatenate([[0], (~voiced).astype(int), [0]]))
-    gaps = (np.flatnonzero(gap_edges == -1) - np.flatnonzero(gap_edges == 1)) / C.FRAME_RATE
-    jumps = float((steps > JUMP_SEMITONES).sum())
-    return {
-        "seconds": seconds,
-        "voiced_fraction": float(voiced.mean()) if len(midi) else 0.0,
-        "pitch_mean": float(v.mean()) if len(v) else 0.0,
-        "pitch_sd": float(v.std()) if len(v) else 0.0,
-        "jump_rate": jumps / max(len(steps), 1),
-        "jumps_per_s": jumps / max(seconds, 1e-9),
-        "semitone_distance": float(np.abs(v - np.round(v)).mean()) if len(v) else 0.0,
-        "segments": float(len(seg)),
-        "segments_per_s": len(seg) / max(seconds, 1e-9),
-        "segment_mean_s": float(seg.mean()) if len(seg) else 0.0,
-        "segment_sd_s": float(seg.std()) if len(seg) else 0.0,
-        "longest_gap_s": float(gaps[1:-1].max()) if len(gaps) > 2 else 0.0,  # inner gaps: not lead-in or tail
-    }
-
-
-def shortcut_r2(features: pd.DataFrame, ratings: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Cross-validated R² per criterion: linear on (length, voiced fraction), linear and boosting on all."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import KFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    cv = KFold(folds, shuffle=True, random_state=seed)
-    rows = []
-    for crit in C.RATED_COLUMNS:
-        y = ratings[crit].to_numpy()
-
-        def score(model, cols: list[str]) -> float:
-            return round(float(cross_val_score(model, features[cols].to_numpy(), y, cv=cv, scoring="r2").mean()), 3)
-
-        lin = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-        gbm = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_depth=3, random_state=seed)
-        rows.append({"criterion": crit, "linear_length_voiced": score(lin, ["seconds", "voiced_fraction"]),
-                     "linear_global": score(lin, list(FEATURES)), "boosting_global": score(gbm, list(FEATURES))})
-    return pd.DataFrame(rows)
 
 
 def pcconvnet_r2(folder: Path, contours: Path, *, seeds: list[int], epochs: int | None) -> dict[str, float]:
@@ -114,14 +60,15 @@ def _markdown(df: pd.DataFrame) -> str:
 def run_band(work: Path, band: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], float]:
     folder = work / f"{band}_n{args.n}_s{args.seed}"
     t0 = time.perf_counter()
-    if not (folder / "ratings.csv").is_file():
-        make_demo(folder, n=args.n, seed=args.seed, band=band, duration_s=args.duration, jobs=args.jobs)
     contours = folder / "contours"
-    if not contours.exists():
+    if not (folder / "ratings.csv").is_file():  # rendered and extracted in the same workers
+        make_demo(folder, n=args.n, seed=args.seed, band=band, duration_s=args.duration, jobs=args.jobs,
+                  contours=ContourOutput(contours, use_cache=False))
+    if not (contours / "contours.parquet").exists():
         extract(read_ratings(folder), contours, num_workers=args.jobs, use_cache=False)
     seconds = time.perf_counter() - t0
     table = load_contours(contours)
-    feats = pd.DataFrame([global_statistics(np.asarray(m)) for m in table["midi"]])
+    feats = contour_statistics(table["midi"])
     feats["recording_id"] = table["recording_id"].astype(str).to_numpy()
     ratings = pd.read_csv(folder / "ratings.csv", dtype={"recording_id": str})
     df = ratings.merge(feats, on="recording_id", validate="one_to_one")
@@ -153,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python benchmarks/bench_shortcuts.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = ["# Shortcuts: global contour statistics against the simulator's ceiling", "",
              f"Command: `{cmd.strip()}`", "",
-             f"Data: `raympa demo-data --n {args.n} --seed {args.seed}` per band, contours by `raympa extract`; "
+             f"Data: `raympa demo-data --n {args.n} --seed {args.seed}` per band, contours by `raympa extract`'s row function (`raympa demo-data --contours`); "
              "5-fold cross-validated R² (linear = ridge on standardised features; boosting = histogram gradient "
              f"boosting, depth 3). Global statistics: {', '.join(FEATURES)}. Ceiling: ratings from the true "
              "deviation amounts (`raympa.demo.ceiling`). PCConvNet: test R² on note accuracy, full-length, "

@@ -7,12 +7,16 @@ What a student does to the score (amounts in :data:`raympa.demo.judge.DEVIATIONS
   A musical player shapes each phrase (a slight push into its middle, easing at its end).
 * *Notes.* Errors fall where the score is hard (:func:`raympa.demo.etudes.note_difficulty`): a
   note's chance of an error is the student's amount times its difficulty weight. Wrong notes are
-  neighbours played in tune (a quarter corrected mid-note); fluffed notes are audible: cracked and
-  sliding in from up to 2.5 semitones away, rarely a squeak or an octave slip; extra notes are
-  short neighbours squeezed in. Nothing goes silent except where players stop: hesitations before
-  hard notes, and restarts (a stop, a breath, the bar again from its start).
-* *Musicality.* Vibrato steady or erratic, notes connected or cut short, breaths in their place or
-  in the middle of a phrase, phrase arches in the dynamics, intonation between notes (apart from
+  neighbours among the etude's own pitches, played in tune (a quarter corrected mid-note); fluffed
+  notes are audible: cracked, starting on a neighbouring pitch and sliding in within tens of
+  milliseconds, rarely a squeak or an octave slip; extra notes are short neighbours (again the
+  etude's pitches) squeezed in. Nothing goes silent except where players stop: breaths,
+  hesitations before hard notes, and restarts (a stop, a breath, the bar again from its start).
+* *Connection.* Notes without a rest between them sound as one tone (tongued: a dip in level;
+  slurred: hardly any), as wind players play them, so the pitch contour's voiced segments follow
+  the phrases and the etude's leaps, not each note; a choppy player detaches some of them.
+* *Musicality.* Vibrato steady or erratic, notes connected or detached, breaths in their place or
+  a few notes early or late, phrase arches in the dynamics, intonation between notes (apart from
   the instrument's overall tuning, which the student brings and the judge does not count).
 
 The *realised* amounts (e.g. the fraction of played notes actually wrong) are what the judge
@@ -34,6 +38,17 @@ from raympa.demo.synthesis import NoteEvents
 TUNING_CENTS = 40.0  # a student's overall tuning offset is uniform in +-40 cents (ours; not judged)
 SLIP_SHARE = 0.08  # share of fluffs that jump to another partial: squeak or octave slip (ours)
 SLIP_SEMITONES = {"Bb Clarinet": 19.0, "Alto Saxophone": 12.0, "Flute": 12.0}  # a twelfth / an octave up
+# Note connection (ours): the share of connected notes tongued, and the level (share of the amplitude)
+# the tone dips to between two tongued or two slurred notes; a detached (choppy) note sounds this share
+# of its written length; a misplaced breath is taken this many notes early or late.
+TONGUED_SHARE = 0.5
+TONGUE_DIP = (0.08, 0.3)
+SLUR_DIP = (0.75, 1.0)
+DETACHED_LENGTH = (0.55, 0.75)
+BREATH_SHIFT = (1, 3)
+# A cracked note starts on a neighbouring pitch of the etude and slides onto its own with this time
+# constant (s), so its off-pitch frames are a glide, not a held note of another pitch (ours).
+CRACK_S = (0.02, 0.045)
 
 
 @dataclass(frozen=True)
@@ -142,28 +157,51 @@ def _phrase_position(etude: Etude) -> np.ndarray:
 
 
 def _articulation(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _Plan,
-                  t: _Timing) -> tuple[np.ndarray, float]:
-    """Sounding lengths (s): legato or choppy, breaths where they belong or misplaced.
+                  t: _Timing) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Sounding lengths (s) and note connections: tongued or slurred, choppy, breaths in place or not.
 
-    Returns ``(sound, misplaced_share)``: (m,) seconds and the share of phrase ends breathed wrong.
+    Notes that follow each other in the score without a rest are connected: the tone dips at a
+    tongued note (``TONGUE_DIP``) and hardly at a slurred one (``SLUR_DIP``), but does not stop.
+    A choppy player detaches a share ``legato`` of them (the note cut short, a silence before the
+    next). The tone stops for breaths (the rests between phrases), hesitations and restarts. A
+    misplaced breath is taken ``BREATH_SHIFT`` notes early or late: the phrase end run into the next
+    phrase, a breath in the middle of a figure (the phrase lengths, and so the contour's voiced
+    segments, change only by those few notes).
+
+    Returns ``(sound, link, misplaced_share, detached_share)``: (m,) seconds, (m,) link levels
+    (:class:`raympa.demo.synthesis.NoteEvents`), the share of phrase ends breathed in the wrong
+    place and the share of connected notes played detached.
     """
     o, m = plan.order, len(plan.order)
-    sound = t.dur * (0.97 - float(a["legato"]) * rng.uniform(0.12, 0.24, m))
+    sound = t.dur * 0.97
+    follows = np.append(o[1:] == o[:-1] + 1, False)  # the next played note is the next in the score
+    written_end = etude.start[o] + etude.dur[o]
+    next_start = np.append(etude.start[o[1:]], np.inf)
+    no_pause = ~np.append(plan.pause[1:] > 0, False)
+    joins = follows & (np.abs(next_start - written_end) < 1e-6) & no_pause
+    tongued = rng.random(m) < TONGUED_SHARE
+    link = np.where(tongued, rng.uniform(*TONGUE_DIP, m), rng.uniform(*SLUR_DIP, m))
+    detached = joins & (rng.random(m) < float(a["legato"]))
+    sound = np.where(detached, t.dur * rng.uniform(*DETACHED_LENGTH, m), sound)
     phrase = etude.phrase[o]
-    follows = np.append(o[1:] == o[:-1] + 1, False)
-    boundaries = np.flatnonzero((np.append(phrase[1:] != phrase[:-1], False)) & follows)
+    boundaries = np.flatnonzero(np.append(phrase[1:] != phrase[:-1], False) & follows & no_pause)
     misplaced = rng.random(len(boundaries)) < float(a["phrasing"])
-    for b, mis in zip(boundaries, misplaced):
-        if not mis:
+    shift = rng.integers(BREATH_SHIFT[0], BREATH_SHIFT[1] + 1, len(boundaries)) * np.where(
+        rng.random(len(boundaries)) < 0.5, -1, 1)
+    breath = np.zeros(m, dtype=bool)
+    for b, mis, sh in zip(boundaries, misplaced, shift):
+        k = b + int(sh)
+        if not mis or k < 1 or k >= m - 1 or not joins[k] or phrase[k] not in (phrase[b], phrase[b + 1]):
+            breath[b] = True
             continue
-        sound[b] = max(sound[b], (t.onset[b + 1] - t.onset[b]) * 0.98)  # no breath where it belongs
-        end = b + 1
-        while end + 1 < m and phrase[end + 1] == phrase[b + 1] and follows[end]:
-            end += 1
-        if end - b > 2:  # the breath taken in the middle of the next phrase instead
-            k = int(rng.integers(b + 2, end))
-            sound[k] = max(0.05, min(sound[k], t.onset[k + 1] - t.onset[k] - 0.22))
-    return sound, float(np.mean(misplaced)) if len(misplaced) else 0.0
+        joins[b] = True  # no breath where it belongs: the phrase end held into the next phrase
+        sound[b] = t.onset[b + 1] - t.onset[b]
+        breath[k], joins[k] = True, False
+        sound[k] = max(0.05, min(sound[k], t.onset[k + 1] - t.onset[k] - 0.22))
+    link = np.where(joins & ~detached, link, 0.0)
+    n_joins = max(int(joins.sum()), 1)
+    misplaced_share = float(np.mean(misplaced & ~breath[boundaries])) if len(boundaries) else 0.0
+    return sound, link, misplaced_share, float(detached.sum() / n_joins)
 
 
 def _notes(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _Plan, sound: np.ndarray,
@@ -173,9 +211,7 @@ def _notes(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _P
     target = etude.pitch[o].astype(float)
     wrong = rng.random(m) < np.minimum(0.8, float(a["wrong_notes"]) * weight[o])
     fluff = (rng.random(m) < np.minimum(0.8, float(a["fluffed_notes"]) * weight[o])) & ~wrong
-    offset = rng.choice([-2.0, -1.0, 1.0, 2.0], size=m, p=[0.2, 0.3, 0.3, 0.2])
-    offset = np.clip(target + offset, *pitch_range) - target
-    offset[offset == 0] = np.where(target[offset == 0] > pitch_range[0], -1.0, 1.0)  # wrong stays wrong
+    offset = _neighbours(etude.pitch, etude.pitch[o], rng) - target
     corrected = wrong & (rng.random(m) < 0.25)
     slip = fluff & (rng.random(m) < SLIP_SHARE)
     slip_up = np.clip(target + SLIP_SEMITONES[instrument], None, pitch_range[1] + 12) - target
@@ -189,11 +225,27 @@ def _notes(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _P
     bend_at[quick] = np.minimum(0.12, 0.5 * sound[quick])
     crack = fluff & ~slip
     scoop = np.full(m, -25.0)
-    scoop[crack] = rng.choice([-1.0, 1.0], int(crack.sum())) * rng.uniform(70.0, 250.0, int(crack.sum()))
-    scoop_s = np.where(crack, rng.uniform(0.03, 0.08, m), 0.025)
+    start = _neighbours(etude.pitch, etude.pitch[o], rng, far_share=0.0) - target  # (m,) semitones
+    scoop[crack] = np.clip(100.0 * start[crack] + rng.uniform(-30.0, 30.0, int(crack.sum())), -250.0, 250.0)
+    scoop_s = np.where(crack, rng.uniform(*CRACK_S, m), 0.025)
     shift = (tuning + cents) / 100.0
     return {"midi": played + shift, "bend_to": target + shift, "bend_at": bend_at, "scoop_cents": scoop,
             "scoop_s": scoop_s, "wrong": wrong, "fluff": fluff, "cents": cents}
+
+
+def _neighbours(score: np.ndarray, target: np.ndarray, rng: np.random.Generator, *,
+                far_share: float = 0.3) -> np.ndarray:
+    """(m,) a wrong pitch for each target: the next pitch above or below it among the pitches the
+    etude uses (its scale, its accidentals), or with ``far_share`` the second-next, so a wrong note
+    is a plausible misreading, not a note foreign to the piece; where the set ends, the other way."""
+    notes = np.unique(score)  # (k,) sorted
+    if len(notes) < 2:
+        return target.astype(float) + np.where(rng.random(len(target)) < 0.5, -1.0, 1.0)
+    idx = np.searchsorted(notes, target)  # every target is in the set
+    step = np.where(rng.random(len(target)) < far_share, 2, 1) * np.where(rng.random(len(target)) < 0.5, -1, 1)
+    k = idx + step
+    k = np.where((k < 0) | (k >= len(notes)), idx - step, k)
+    return notes[np.clip(k, 0, len(notes) - 1)].astype(float)
 
 
 def perform(etude: Etude, amounts: dict[str, float], rng: np.random.Generator, *, instrument: str,
@@ -220,7 +272,7 @@ def perform(etude: Etude, amounts: dict[str, float], rng: np.random.Generator, *
     weight /= weight.mean()  # (n,) error propensity of each note, mean 1
     plan = _plan(etude, a, rng, weight)
     t = _timing(etude, a, rng, plan, weight, lead_in_s=float(rng.uniform(0.3, 1.2)))
-    sound, misplaced = _articulation(etude, a, rng, plan, t)
+    sound, link, misplaced, detached = _articulation(etude, a, rng, plan, t)
     flat = float(a["flat_dynamics"])
     in_phrase = _phrase_position(etude)[plan.order]
     level_db = (1.0 - flat) * (10.0 * np.sin(np.pi * in_phrase) - 5.0) + rng.normal(0, 1.0, len(plan.order))
@@ -233,9 +285,9 @@ def perform(etude: Etude, amounts: dict[str, float], rng: np.random.Generator, *
     vib_rate = np.exp(vib * rng.normal(0.0, 0.2, m))
     ev = {"on": t.onset, "dur": sound, "midi": notes["midi"], "amp": amp, "bend_at": notes["bend_at"],
           "bend_to": notes["bend_to"], "vibrato": vib_depth, "vibrato_rate": vib_rate,
-          "scoop_cents": notes["scoop_cents"], "scoop_s": notes["scoop_s"]}
+          "scoop_cents": notes["scoop_cents"], "scoop_s": notes["scoop_s"], "link": link}
     n_extra = _extra_notes(ev, t, etude.pitch[plan.order].astype(float), weight[plan.order],
-                           float(a["extra_notes"]), rng, pitch_range)
+                           float(a["extra_notes"]), rng, pitch_range, etude.pitch)
     events = _events(ev)
     wobble = 0.5 * float(a["intonation"]) + 5.0 * vib
     realised = {
@@ -250,7 +302,7 @@ def perform(etude: Etude, amounts: dict[str, float], rng: np.random.Generator, *
         "restarts": float(plan.restart.sum()),
         "mechanical_timing": float(a["mechanical_timing"]),
         "vibrato": vib,
-        "legato": float(a["legato"]),
+        "legato": detached,
         "flat_dynamics": flat,
         "phrasing": misplaced,
         "intonation": float(math.sqrt(np.mean(notes["cents"] ** 2) + (0.5 * float(a["intonation"])) ** 2)),
@@ -261,19 +313,21 @@ def perform(etude: Etude, amounts: dict[str, float], rng: np.random.Generator, *
 
 
 def _extra_notes(ev: dict[str, np.ndarray], t: _Timing, pitch: np.ndarray, weight: np.ndarray, rate: float,
-                 rng: np.random.Generator, pitch_range: tuple[int, int]) -> int:
-    """Squeeze short neighbour notes in before hard notes (their time taken from the previous note)."""
+                 rng: np.random.Generator, pitch_range: tuple[int, int], score: np.ndarray) -> int:
+    """Squeeze short neighbour notes (from the etude's pitches ``score``) in before hard notes (their
+    time taken from the previous note)."""
     extra = rng.random(len(pitch)) < np.minimum(0.5, rate * weight)
     extra[0] = False
+    neighbour = _neighbours(score, pitch, rng)  # (m,) from the etude's own pitches
     added: dict[str, list] = {k: [] for k in ev}
     for i in np.flatnonzero(extra):
         length = min(0.09, 0.3 * t.ioi[i - 1])
         if length < 0.03:
             continue
         row = {"on": t.onset[i] - length, "dur": length * 0.95,
-               "midi": float(np.clip(pitch[i] + float(rng.choice([-2, -1, 1, 2])), *pitch_range)),
+               "midi": float(np.clip(neighbour[i], *pitch_range)),
                "amp": ev["amp"][i] * 0.8, "bend_at": np.inf, "bend_to": 0.0, "vibrato": 0.0,
-               "vibrato_rate": 1.0, "scoop_cents": -25.0, "scoop_s": 0.025}
+               "vibrato_rate": 1.0, "scoop_cents": -25.0, "scoop_s": 0.025, "link": SLUR_DIP[1]}
         for k in ev:
             added[k].append(row[k])
     for k in ev:
@@ -288,7 +342,7 @@ def _events(ev: dict[str, np.ndarray]) -> NoteEvents:
     du = np.minimum(ev["dur"][order], np.append(np.diff(on), np.inf))
     return NoteEvents(on, du, ev["midi"][order], ev["amp"][order], ev["bend_at"][order], ev["bend_to"][order],
                       vibrato=ev["vibrato"][order], vibrato_rate=ev["vibrato_rate"][order],
-                      scoop_cents=ev["scoop_cents"][order], scoop_s=ev["scoop_s"][order])
+                      scoop_cents=ev["scoop_cents"][order], scoop_s=ev["scoop_s"][order], link=ev["link"][order])
 
 
 def render_audition(job: Audition) -> str:

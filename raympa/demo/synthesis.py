@@ -3,7 +3,9 @@
 pYIN only needs a periodic signal with a plausible spectrum, so each note is a sum of harmonics
 with an instrument-specific static spectrum, an attack and release envelope, vibrato, an
 intonation wobble, breath noise shaped by the envelope, a short room reverb and a room-noise
-floor. Everything is vectorised over samples; the harmonics use the Chebyshev recurrence
+floor. Connected notes (``NoteEvents.link``) share one tone: the level dips between them (a
+tongued note) or hardly at all (a slur) instead of stopping, so the tone stops only where the
+player does. Everything is vectorised over samples; the harmonics use the Chebyshev recurrence
 ``sin(k x) = 2 cos(x) sin((k-1) x) - sin((k-2) x)`` so only one sine and one cosine are evaluated
 per sample. Units: seconds, Hz, cents, linear amplitude; audio is float32 in [-1, 1] at
 ``constants.SAMPLE_RATE``.
@@ -42,6 +44,11 @@ TIMBRES = {
 }
 
 
+# A poor tone (``tone_noise`` 1) adds this much breath noise (relative to the tone, before the common
+# factor 3), the same for every instrument: more would blur the pitch itself (ours).
+TONE_NOISE_BREATH = 0.04
+
+
 @dataclass(frozen=True)
 class NoteEvents:
     """A performed monophonic line: one entry per sounding note (times in seconds)."""
@@ -56,12 +63,19 @@ class NoteEvents:
     vibrato_rate: np.ndarray | None = None  # (n,) multiplies the timbre's vibrato rate; None = 1
     scoop_cents: np.ndarray | None = None  # (n,) pitch offset at the onset, decaying; None = -25 cents
     scoop_s: np.ndarray | None = None  # (n,) time constant of that decay; None = 25 ms
+    link: np.ndarray | None = None  # (n,) where the note joins the next one: 0 = it ends (silence follows),
+    # > 0 = connected, the level (share of the amplitude) the tone dips to (tongued about 0.1-0.3, slurred
+    # about 1); a connected note sounds until the next onset. None = every note ends
 
 
 def _synth_py(onset, dur, midi, amp, bend_at, bend_to, vib_phase, n, sr, harmonics, max_ratio,
-              vib_cents, vib_hz, scoop_cents, scoop_s, attack_s, release_s, wob_knots, wob_rate, wob_cents,
+              vib_cents, vib_hz, scoop_cents, scoop_s, floor_in, floor_out, attack_s, release_s,
+              wob_knots, wob_rate, wob_cents,
               trem_knots, trem_rate, trem_depth, noise, breath_gain, bq, floor_noise, floor_alpha):
     """Per-sample synthesis loop (compiled with numba by :func:`_kernel`; plain Python is far too slow).
+
+    ``floor_in`` / ``floor_out``: (n_notes,) share of the amplitude a note's attack starts from and
+    its release ends at (0 = from and to silence; a connected note dips only to its link level).
 
     Returns ``(tone, floor)``: the instrument signal with its breath noise, and a low-passed
     noise floor with unit-ish level, both ``(n,)`` float32.
@@ -79,6 +93,8 @@ def _synth_py(onset, dur, midi, amp, bend_at, bend_to, vib_phase, n, sr, harmoni
         if s0 < 0 or s1 - s0 < 4:
             continue
         rel = max(2, min(int(release_s * sr), (s1 - s0) // 4))
+        f_in = floor_in[j]
+        f_out = floor_out[j]
         for i in range(s0, s1):
             t = (i - s0) / sr  # s into the note
             cents = scoop_cents[j] * np.exp(-t / scoop_s[j])  # a scoop into the note (a fluff: a large one)
@@ -91,11 +107,11 @@ def _synth_py(onset, dur, midi, amp, bend_at, bend_to, vib_phase, n, sr, harmoni
                 cents += wob_cents * (wob_knots[k] + (x - k) * (wob_knots[k + 1] - wob_knots[k]))
             m = midi[j] if t < bend_at[j] else bend_to[j]
             f = 440.0 * 2.0 ** ((m - 69.0) / 12.0 + cents / 1200.0)
-            e = amp[j] * (1.0 - np.exp(-t / attack_s))
+            e = amp[j] * (f_in + (1.0 - f_in) * (1.0 - np.exp(-t / attack_s)))
             k_rel = i - (s1 - rel)
             if k_rel >= 0:
                 c = np.cos(0.5 * np.pi * k_rel / (rel - 1))
-                e *= c * c
+                e *= f_out + (1.0 - f_out) * c * c
             if trem_depth > 0.0:
                 x = i / sr * trem_rate
                 k = min(int(x), n_trem - 2)
@@ -152,6 +168,23 @@ def _per_note(values: np.ndarray | None, n_notes: int, default: float) -> np.nda
     return np.asarray(values, dtype=np.float64)
 
 
+def _junctions(events: NoteEvents) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Onsets and sounding lengths (s), and the envelope floors at each note's start and end.
+
+    A connected note (``link > 0``, not the last) sounds until the next onset and releases only to
+    its link level; the next note's attack starts from that level, so the tone does not stop.
+    """
+    onset = np.asarray(events.onset, np.float64)
+    dur = np.asarray(events.dur, np.float64).copy()
+    link = _per_note(events.link, len(onset), 0.0)
+    link[-1:] = 0.0
+    connected = link > 0
+    dur[connected] = np.diff(onset)[connected[:-1]]
+    floor_out = np.clip(np.where(connected, link, 0.0), 0.0, 1.0)
+    floor_in = np.concatenate([[0.0], floor_out[:-1]])
+    return onset, dur, floor_in, floor_out
+
+
 def midi_to_hz(midi: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 
@@ -189,6 +222,7 @@ def render(
 
     n = int(round(total_s * sr))
     n_notes = len(events.onset)
+    onset, dur, floor_in, floor_out = _junctions(events)
     vib_phase = rng.uniform(0.0, 2 * np.pi, n_notes)
     wob_rate, trem_rate = 3.0, 6.0  # Hz: knots per second of the wobble and tremolo curves
     wob = rng.standard_normal(int(total_s * wob_rate) + 4)
@@ -201,15 +235,15 @@ def render(
     noise = rng.standard_normal(n, dtype=np.float32)
     floor_noise = rng.standard_normal(n, dtype=np.float32)
     floor_alpha = 1.0 - np.exp(-2 * np.pi * 2000.0 / sr)  # 2 kHz one-pole low-pass
-    breath_gain = timbre.breath * (1.0 + 3.0 * tone_noise) * 3.0
+    breath_gain = 3.0 * (timbre.breath + TONE_NOISE_BREATH * tone_noise)
     tone, floor = _kernel()(
-        np.asarray(events.onset, np.float64), np.asarray(events.dur, np.float64),
-        np.asarray(events.midi, np.float64), np.asarray(events.amp, np.float64),
+        onset, dur, np.asarray(events.midi, np.float64), np.asarray(events.amp, np.float64),
         np.asarray(events.bend_at, np.float64), np.asarray(events.bend_to, np.float64), vib_phase,
         n, float(sr), np.asarray(timbre.harmonics, np.float64), 0.45,
         timbre.vibrato_cents * vibrato_scale * _per_note(events.vibrato, n_notes, 1.0),
         timbre.vibrato_hz * _per_note(events.vibrato_rate, n_notes, 1.0),
-        _per_note(events.scoop_cents, n_notes, -25.0), _per_note(events.scoop_s, n_notes, 0.025), timbre.attack_s, timbre.release_s,
+        _per_note(events.scoop_cents, n_notes, -25.0), _per_note(events.scoop_s, n_notes, 0.025),
+        floor_in, floor_out, timbre.attack_s, timbre.release_s,
         wob, wob_rate, float(wobble_cents), trem, trem_rate, 0.25 * float(tone_noise),
         noise, float(breath_gain), bq, floor_noise, float(floor_alpha),
     )
