@@ -17,8 +17,13 @@ benchmark measures what one run of each (model, band) costs and derives the grid
   before, 1 run of K = 5 after. Wall time on 2 cores assumes two trials at a time, one per core.
 
 Epochs are not known before a run stops early, so the table gives the grid at the paper's
-maximum (every run to its last epoch: an upper bound) and, where ``--epochs-run`` is given (mean
-epochs per stage measured on real runs), at those.
+maximum (every run to its last epoch: an upper bound) and, with ``--epochs-from`` (a study's
+trials.csv at paper settings), at the epochs its runs took: a per-seed trial costs its own
+epochs, a trial of five seeds the most epochs of its seeds in each stage (members that stop
+early wait, frozen, for the others, and are still computed).
+
+The measurements are kept in a JSON file beside the table; ``--from-json`` re-derives the table
+from them (for example with other epochs) without measuring again.
 
 Data: simulated sets of FBA size (middle school 2,616 auditions of about 30 s = 5,200 frames,
 split 2,093/262/261; symphonic band 3,036 of about 45 s), from :func:`raympa.dataset.synthetic_set`,
@@ -127,10 +132,24 @@ def run_cost(m: dict, epochs: dict[str, float]) -> float:
     return m["start"] + m["fixed"] + sum(epochs[s] * c for s, c in m["per_epoch"].items())
 
 
-def _epochs_run(text: str | None) -> dict[str, float] | None:
-    if not text:
-        return None
-    return {k: float(v) for k, v in (kv.split("=") for kv in text.split(","))}
+def _stage_epochs(row: dict) -> dict[str, float]:
+    """Epochs per stage of one run of a trials.csv row (early stopping: best + patience, capped)."""
+    if row["model"] == "contrastive":
+        encoder = min(row["encoder_epochs"], row["encoder_best_epoch"] + row["patience"])
+        return {"encoder": encoder, "head": row["epochs_run"] - encoder}
+    return {"regression" if row["model"] == "pcconvnet" else "joint": row["epochs_run"]}
+
+
+def epochs_from(trials_csv: str) -> dict[tuple[str, str], list[list[dict[str, float]]]]:
+    """(band, model) -> per configuration (criterion), each seed's epochs per stage."""
+    import pandas as pd
+
+    t = pd.read_csv(trials_csv)
+    out: dict[tuple[str, str], list[list[dict[str, float]]]] = {}
+    for (model, band, _), g in t.groupby(["model", "band", "criterion"]):
+        key = next((b for b in BANDS if str(band).startswith(b)), str(band))
+        out.setdefault((key, model), []).append([_stage_epochs(r) for r in g.to_dict("records")])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="pcconvnet,contrastive,contrastive-jl")
     p.add_argument("--bands", default="middleschool,symphonic")
     p.add_argument("--epochs", type=int, default=5, help="epochs per stage of each measured run (default %(default)s)")
-    p.add_argument("--epochs-run", default="", help="mean epochs per stage on real runs, e.g. regression=120,joint=110")
-    p.add_argument("--epochs-source", default="real runs", help="where --epochs-run comes from (printed in the table)")
+    p.add_argument("--epochs-from", default="", help="a study's trials.csv at paper settings: the epochs its runs took")
+    p.add_argument("--from-json", default="", help="re-derive the table from these measurements (no runs)")
     p.add_argument("--data-middleschool", default="", help="folder with ratings.csv and contours/ (default: simulated)")
     p.add_argument("--data-symphonic", default="", help="folder with ratings.csv and contours/ (default: simulated)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "grid.md"))
@@ -154,8 +173,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args)))
         return 0
-    load0 = os.getloadavg()
-    t0 = time.perf_counter()
+    out = Path(args.out)
+    if args.from_json:
+        measured = json.loads(Path(args.from_json).read_text())
+    else:
+        measured = measure(args, argv)
+        if not args.smoke_test or "--out" in (argv or sys.argv):
+            out.with_suffix(".json").write_text(json.dumps(measured, indent=1) + "\n")
+    text = report(measured, args, argv)
+    if not args.smoke_test or "--out" in (argv or sys.argv):
+        out.write_text(text)
+    print(text)
+    return 0
+
+
+def measure(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """Both arms of every (band, model), each in a fresh process, with the machine's state."""
+    load0, t0 = os.getloadavg(), time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for band in args.bands.split(","):
@@ -164,30 +198,28 @@ def main(argv: list[str] | None = None) -> int:
                 _simulate(band, folder, smoke=args.smoke_test)
             for model in args.models.split(","):
                 one, five = _run_child(model, folder, 1, args), _run_child(model, folder, SEEDS, args)
-                rows.append((band, model, one, five))
+                rows.append([band, model, one, five])
                 print(band, model, one, five, file=sys.stderr)
-    wall = time.perf_counter() - t0
-    text = report(rows, args, argv, load0, wall)
-    if not args.smoke_test or "--out" in (argv or sys.argv):
-        Path(args.out).write_text(text)
-    print(text)
-    return 0
-
-
-def report(rows: list, args: argparse.Namespace, argv: list[str] | None, load0: tuple, wall: float) -> str:
-    """The results table (markdown)."""
     import torch
 
+    return {"command": "python benchmarks/bench_grid.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "epochs": args.epochs, "load_start": load0[0], "load_end": os.getloadavg()[0],
+            "wall_min": (time.perf_counter() - t0) / 60, "rows": rows,
+            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs visible, one torch thread per "
+                       f"trial, Python {platform.python_version()}, torch {torch.__version__}"}
+
+
+def report(m: dict, args: argparse.Namespace, argv: list[str] | None) -> str:
+    """The results tables (markdown) from the measurements ``m`` (:func:`measure`)."""
     k = SEEDS
     command = "python benchmarks/bench_grid.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# The paper's grid at FBA size: per-seed runs against seeds trained together (cpu)", "",
-        f"Command: `{command.strip()}`", "",
-        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs visible, one torch thread per trial, "
-        f"Python {platform.python_version()}, torch {torch.__version__}; shared with other jobs (load average "
-        f"{load0[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; this benchmark took {wall / 60:.1f} min "
-        "of wall time). All figures are CPU seconds of the trial process (user + system), not wall time.",
-        f"Measured: one run per (band, model) and arm, {args.epochs} epochs per stage, criterion note accuracy, "
+        f"Command: `{command.strip()}`" + (f" (measured by `{m['command']}`)" if args.from_json else ""), "",
+        f"Machine: {m['machine']}; shared with other jobs (load average {m['load_start']:.1f} at the start, "
+        f"{m['load_end']:.1f} at the end; the measurement took {m['wall_min']:.1f} min of wall time). All figures "
+        "are CPU seconds of the trial process (user + system), not wall time.",
+        f"Measured: one run per (band, model) and arm, {m['epochs']} epochs per stage, criterion note accuracy, "
         "paper settings otherwise (batch 32, at least 64 steps per epoch). Start = importing raympa and loading "
         "the data in a fresh process; fixed = set-up, final evaluation, run folders; per epoch = median of a "
         "stage's epochs after its first (training and full-length validation).", "",
@@ -196,10 +228,10 @@ def report(rows: list, args: argparse.Namespace, argv: list[str] | None, load0: 
         "|---|---|---|---|---|---|---|---|",
     ]
     grids = {"max": [0.0, 0.0]}
-    measured = _epochs_run(args.epochs_run)
-    if measured:
+    epochs = epochs_from(args.epochs_from) if args.epochs_from else None
+    if epochs:
         grids["run"] = [0.0, 0.0]
-    for band, model, one, five in rows:
+    for band, model, one, five in m["rows"]:
         stages = list(one["per_epoch"])
         per = " + ".join(f"{s} {one['per_epoch'][s]:.2f} / {five['per_epoch'][s]:.2f}" for s in stages)
         t1, t5 = run_cost(one, PAPER_EPOCHS), run_cost(five, PAPER_EPOCHS)
@@ -207,18 +239,18 @@ def report(rows: list, args: argparse.Namespace, argv: list[str] | None, load0: 
                      f"{one['fixed']:.1f} / {five['fixed']:.1f} | {per} | {t1:,.0f} / {t5:,.0f} |")
         grids["max"][0] += CRITERIA * SEEDS * t1
         grids["max"][1] += CRITERIA * t5
-        if measured:
-            ep = {s: measured.get(s, PAPER_EPOCHS[s]) for s in stages}
-            grids["run"][0] += CRITERIA * SEEDS * run_cost(one, ep)
-            grids["run"][1] += CRITERIA * run_cost(five, ep)
-    n_bands, n_models = len({r[0] for r in rows}), len({r[1] for r in rows})
+        if epochs:
+            for seeds in epochs[(band, model)]:  # one configuration: its seeds' epochs per stage
+                grids["run"][0] += sum(run_cost(one, e) for e in seeds)
+                grids["run"][1] += run_cost(five, {s: max(e[s] for e in seeds) for s in stages})
+    n_bands, n_models = len({r[0] for r in m["rows"]}), len({r[1] for r in m["rows"]})
     runs = CRITERIA * SEEDS * n_bands * n_models
     lines += ["", f"The grid: {runs} runs ({n_models} models x {CRITERIA} criteria x {n_bands} bands x {SEEDS} "
               f"seeds): {runs} trials of one seed before, {runs // k} trials of {k} seeds after.", "",
               "| epochs per run | before: CPU h | before: wall on 2 cores, min | after: CPU h | after: wall on 2 cores, min "
               "| speed-up |", "|---|---|---|---|---|---|"]
     label = {"max": "paper maximum (300; two-step 150 + 300): upper bound",
-             "run": f"mean epochs per stage of {args.epochs_source} ({args.epochs_run})"}
+             "run": f"the epochs of the runs in {args.epochs_from} (a trial of {k} seeds: the most of its seeds)"}
     for key, (before, after) in grids.items():
         lines.append(f"| {label[key]} | {before / 3600:.2f} | {before / 120:.0f} | {after / 3600:.2f} | "
                      f"{after / 120:.0f} | {before / after:.2f}x |")
