@@ -27,7 +27,7 @@ Its layers are :class:`GroupConv1d` (``Conv1d(K*c_in, K*c_out, groups=K)``),
 counter) and :class:`GroupLinear`; at K = 1 they are the plain torch layers, with the same
 initialisation. The conv blocks run through :class:`GroupBlocks`: the same modules and state dict
 as ``nn.Sequential``, computed as batched matrix products over unfolded windows in a member-major
-layout (faster on a CPU than torch's grouped convolution and BatchNorm, for any K). Shapes with K members: input (batch, K, n_frames), or (batch, n_frames) shared by
+layout (on a CPU faster than torch's grouped convolution and BatchNorm at K = 1 and more so at K > 1). Shapes with K members: input (batch, K, n_frames), or (batch, n_frames) shared by
 every member; prediction (batch, K); latent (batch, K, 16). With K = 1 and a 2-d input the
 outputs are (batch,) and (batch, 16), as a plain model. Every tensor of the state dict holds the
 members back to back along its first axis, so ``t.view(K, -1)[k]`` is member k's
@@ -152,8 +152,9 @@ class _ConvBatchNormReLU(torch.autograd.Function):
     biased variance of each channel (K*c_out,) for the running statistics. The convolution is one
     batched matrix product over unfolded windows (im2col); its backward two more and a scatter-add
     of the windows' gradient onto the frames (one strided add per tap); BatchNorm's backward is
-    torch's own kernel on the contiguous (1, K*c_out, batch*t') view. On a CPU this is several
-    times faster than torch's grouped convolution and BatchNorm, most of all backward.
+    torch's own kernel on the contiguous (1, K*c_out, batch*t') view. On a CPU it is faster than
+    torch's grouped convolution and BatchNorm, most of all backward (a whole training step of five
+    members 1.2x: benchmarks/results/blocks.md).
     """
 
     @staticmethod
