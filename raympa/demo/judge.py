@@ -41,16 +41,18 @@ class Deviation:
 
 # Ranges are ours (chosen to span "clean" to "struggling" for school-age players). Deviations that
 # change a contour's global statistics (restarts, hesitations, choppy playing) are rare or mostly a
-# matter of style, so that the ratings show only against the score.
+# matter of style, so that the ratings show only against the score; wrong, extra and cracked notes
+# use the etude's own pitches, and a misplaced breath moves by a few notes, for the same reason.
 DEVIATIONS: dict[str, Deviation] = {
     "wrong_notes": Deviation("note_accuracy", 0.0, 0.22, 1.3, "fraction of played notes",
-                             "a wrong pitch (a neighbour, a missed accidental) played in tune; a quarter "
-                             "corrected mid-note; falls on hard notes"),
+                             "a wrong pitch (a neighbour among the etude's own pitches, a missed accidental) "
+                             "played in tune; a quarter corrected mid-note; falls on hard notes"),
     "fluffed_notes": Deviation("note_accuracy", 0.0, 0.14, 1.3, "fraction of played notes",
-                               "a cracked, breathy note that starts up to 2.5 semitones off and slides in; "
-                               "rarely a squeak (clarinet, a twelfth up) or an octave slip (sax, flute)"),
+                               "a cracked, breathy note that starts on a neighbouring pitch (up to 2.5 "
+                               "semitones off) and slides in; rarely a squeak (clarinet, a twelfth up) or an "
+                               "octave slip (sax, flute)"),
     "extra_notes": Deviation("note_accuracy", 0.0, 0.05, 1.3, "inserted notes per note",
-                             "a short neighbour note squeezed in before a hard note"),
+                             "a short neighbour note (one of the etude's pitches) squeezed in before a hard note"),
     "onset_jitter": Deviation("rhythm_accuracy", 0.004, 0.045, 1.2, "s (sd of onset errors)",
                               "uneven notes against the student's own beat"),
     "rhythm_errors": Deviation("rhythm_accuracy", 0.0, 0.16, 1.3, "fraction of played notes",
@@ -67,12 +69,14 @@ DEVIATIONS: dict[str, Deviation] = {
                                    "no push into the phrase and no easing at its end"),
     "vibrato": Deviation("musicality", 0.0, 1.0, 1.0, "0 = steady, 1 = erratic",
                          "vibrato of uneven rate and depth note to note (clarinet: an unsteady held pitch)"),
-    "legato": Deviation("musicality", 0.0, 1.0, 1.0, "0 = connected, 1 = choppy",
-                        "notes cut short, gaps between them", skill_share=0.25),
+    "legato": Deviation("musicality", 0.0, 1.0, 1.0, "share of connected notes played detached",
+                        "notes cut short, a silence before the next (otherwise connected notes sound as "
+                        "one tone, tongued or slurred)", skill_share=0.25),
     "flat_dynamics": Deviation("musicality", 0.0, 1.0, 1.0, "0 = phrase arches, 1 = flat",
                                "no crescendo into the phrase and back (not in a pitch contour)"),
     "phrasing": Deviation("musicality", 0.0, 0.6, 1.2, "fraction of misplaced breaths",
-                          "a breath in the middle of a phrase, the phrase end played through"),
+                          "a breath taken 1-3 notes early or late: in the middle of a figure, the phrase "
+                          "end run into the next phrase"),
     "intonation": Deviation("musicality", 3.0, 16.0, 1.2, "cents (RMS pitch error per note)",
                             "notes out of tune with each other (apart from the instrument's overall tuning)"),
     "tone_noise": Deviation("tone_quality", 0.0, 1.0, 1.0, "0 = clean tone, 1 = breathy, unsteady",

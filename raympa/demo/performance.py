@@ -48,7 +48,7 @@ DETACHED_LENGTH = (0.55, 0.75)
 BREATH_SHIFT = (1, 3)
 # A cracked note starts on a neighbouring pitch of the etude and slides onto its own with this time
 # constant (s), so its off-pitch frames are a glide, not a held note of another pitch (ours).
-CRACK_S = (0.02, 0.045)
+CRACK_S = (0.015, 0.03)
 
 
 @dataclass(frozen=True)
