@@ -8,6 +8,7 @@
 * :func:`forward_windows`: windows of a fixed length (the chunk-level evaluation; which windows
   each protocol scores is :func:`raympa.sampling.eval_windows`), each labelled with its
   recording's rating by the caller;
+* :func:`chunk_level`: a trainer's members on the windows of a chunk-level protocol;
 * :func:`evaluate_members`: the final metrics, latents and checkpoint of each trained member.
 
 The passes work on a single model and on a model of K stacked members (:mod:`raympa.models`):
@@ -181,6 +182,21 @@ def _steps_per_epoch(cfg: "TrainConfig", lengths: np.ndarray) -> int:
     return steps * epoch_repeats(steps, cfg.min_steps_per_epoch)
 
 
+def chunk_level(trainer: "Trainer", split: str, protocol: str) -> tuple[np.ndarray, ...]:
+    """Predictions (windows, n) and latents (windows, n, 16) of the n members in the trainer's model,
+    ratings and contour index (windows,), of the windows a chunk-level protocol scores
+    (``raympa.sampling.WINDOW_SETS``)."""
+    from raympa.sampling import eval_windows
+
+    sp, parts, n = trainer.splits[split], [], len(trainer.slots)
+    for which, starts, frames in eval_windows(sp.lengths_np, protocol):
+        pred, z = forward_windows(trainer.model, sp.midi, sp.begin, sp.end, which, starts, frames,
+                                  pitch_norm=trainer.cfgs[0].pitch_norm, reference=sp.reference)
+        parts.append((pred.reshape(len(which), n), z.reshape(len(which), n, -1), which))
+    pred, z, which = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    return pred, z, sp.y_np[which], which
+
+
 def evaluate_members(trainer: "Trainer", data: "ContourSet", *, seconds: float) -> list["TrainResult | FloatingPointError"]:
     """Final evaluation of a :class:`raympa.train.Trainer`'s members (one shared pass per split and protocol),
     each member's TrainResult (or the FloatingPointError that stopped it).
@@ -194,8 +210,10 @@ def evaluate_members(trainer: "Trainer", data: "ContourSet", *, seconds: float) 
     from raympa.runfolder import TrainResult, describe_data, make_checkpoint
     from raympa.sampling import WINDOW_SETS
 
+    if all(m.error is not None for m in trainer.members):
+        return [FloatingPointError(m.error) for m in trainer.members]
     full = {s: trainer.full_length(s) for s in ("val", "test")}
-    chunks = {(s, p): trainer.chunk_level(s, p) for s in ("val", "test") for p in WINDOW_SETS}
+    chunks = {(s, p): chunk_level(trainer, s, p) for s in ("val", "test") for p in WINDOW_SETS}
     val, test = trainer.splits["val"], trainer.splits["test"]
     steps = _steps_per_epoch(trainer.cfgs[0], trainer.splits["train"].lengths_np)
     out: list["TrainResult | FloatingPointError"] = []
@@ -203,13 +221,14 @@ def evaluate_members(trainer: "Trainer", data: "ContourSet", *, seconds: float) 
         if m.error is not None:
             out.append(FloatingPointError(m.error))
             continue
-        cfg, pred = m.cfg, np.clip(full["test"][0][:, k].cpu().numpy(), 0, 1)
-        chunk_r2 = {f"{s}_r2_{p}": r2(c[2], c[0][:, k]) for (s, p), c in chunks.items()}
+        slot = trainer.slots.index(k)  # the model holds the members that have not failed
+        cfg, pred = m.cfg, np.clip(full["test"][0][:, slot].cpu().numpy(), 0, 1)
+        chunk_r2 = {f"{s}_r2_{p}": r2(c[2], c[0][:, slot]) for (s, p), c in chunks.items()}
         test_chunk = chunks[("test", "chunk1000")]
         metrics = {
             "model": cfg.model, "criterion": cfg.criterion, "seed": cfg.seed,
             "band": trainer.band if trainer.band is not None else "all",
-            "val_r2_full": r2(val.y_np, full["val"][0][:, k].cpu().numpy()),
+            "val_r2_full": r2(val.y_np, full["val"][0][:, slot].cpu().numpy()),
             "val_r2_chunk": chunk_r2["val_r2_chunk1000"],
             "test_r2_full": r2(test.y_np, pred),
             "test_r2_chunk": chunk_r2["test_r2_chunk1000"],
@@ -223,13 +242,13 @@ def evaluate_members(trainer: "Trainer", data: "ContourSet", *, seconds: float) 
         for stage in trainer.stages[:-1]:
             metrics[f"{stage.name}_best_epoch"] = m.stage_best_epochs.get(stage.name, 0)
         latents = {
-            "z": full["test"][1][:, k].cpu().numpy().astype(np.float32), "y": test.y_np.astype(np.float32),
+            "z": full["test"][1][:, slot].cpu().numpy().astype(np.float32), "y": test.y_np.astype(np.float32),
             "bins": np.asarray(rating_bins(test.y_np, cfg.n_bins), dtype=np.int64),
             "recording_id": test.recording_id.astype(str), "pred": pred.astype(np.float32),
-            "z_chunk": test_chunk[1][:, k].astype(np.float32), "y_chunk": test_chunk[2].astype(np.float32),
+            "z_chunk": test_chunk[1][:, slot].astype(np.float32), "y_chunk": test_chunk[2].astype(np.float32),
             "recording_index_chunk": test_chunk[3].astype(np.int64),
         }
-        ckpt = make_checkpoint(cfg, member_state(trainer.model, k), min_frames=trainer.model.min_frames,
+        ckpt = make_checkpoint(cfg, member_state(trainer.model, slot), min_frames=trainer.model.min_frames,
                                data=data, metrics=metrics)
         out.append(TrainResult(metrics=metrics, latents=latents, history=m.history, checkpoint=ckpt, config=cfg,
                                data_description=describe_data(data, band=trainer.band, criterion=cfg.criterion)))

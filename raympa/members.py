@@ -9,7 +9,8 @@ member's single model is built with its own seed and copied in), its own batches
 stopping and best state. This module holds the pieces that do not depend on the stage:
 
 * :data:`MEMBER_FIELDS` / :func:`check_members`: the TrainConfig fields members may differ in;
-* :func:`member_state`, :func:`load_member`, :func:`copy_slots`, :func:`stack_members`;
+* :func:`member_state`, :func:`load_member`, :func:`copy_member`, :func:`stack_members`,
+  :func:`restack` (a model of some members of others, e.g. the running ones): members' slices;
 * :func:`member_loss`: a stage loss of K members, one value each;
 * :class:`MemberSGD`: torch's SGD (momentum, weight decay, no dampening, no Nesterov) with one
   learning rate per member.
@@ -72,14 +73,30 @@ def load_member(model: "torch.nn.Module", k: int, state: dict[str, "torch.Tensor
             t.view(n, -1)[k].copy_(state[name].reshape(-1))
 
 
-def copy_slots(dst: dict[str, "torch.Tensor"], src: dict[str, "torch.Tensor"], members: "torch.Tensor",
-               k: int) -> None:
-    """``dst[name]``'s slots of the members at ``members`` (int64 index) := ``src[name]``'s."""
+def copy_member(dst: dict[str, "torch.Tensor"], dst_members: int, k: int, src: dict[str, "torch.Tensor"],
+                src_members: int, s: int) -> None:
+    """Member k of ``dst`` (a state of ``dst_members``) := member s of ``src`` (a state of ``src_members``)."""
     import torch
 
     with torch.no_grad():
         for name, t in dst.items():
-            t.view(k, -1).index_copy_(0, members, src[name].view(k, -1).index_select(0, members))
+            t.view(dst_members, -1)[k].copy_(src[name].reshape(src_members, -1)[s])
+
+
+def restack(name: str, sources: Sequence[tuple[dict[str, "torch.Tensor"], int, int]],
+            device: "torch.device") -> "torch.nn.Module":
+    """A ``members=len(sources)`` model of ``name`` on ``device`` whose member j is member s of
+    ``state``, a state dict of n members, where ``sources[j] = (state, n, s)``; building it does not
+    draw from the global generator."""
+    import torch
+
+    from raympa.models import build_model
+
+    with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten anyway
+        model = build_model(name, members=len(sources)).to(device)
+    model.load_state_dict({name: torch.stack([state[name].reshape(n, -1)[s] for state, n, s in sources]).reshape(t.shape)
+                           for name, t in model.state_dict().items()})
+    return model
 
 
 def stack_members(name: str, states: Sequence[dict[str, "torch.Tensor"]]) -> "torch.nn.Module":
@@ -162,16 +179,25 @@ class MemberSGD:
                     buf.mul_(self.momentum).add_(g)
                 p.addcmul_(buf, lr, value=-1.0)
 
-    def state_dict(self) -> dict[str, Any]:
+    def momentum_buffers(self) -> list["torch.Tensor | None"]:
+        """Each parameter's momentum buffer (None before its first step), members as its parameter's."""
         if self.torch_sgd is not None:
-            return {"torch": self.torch_sgd.state_dict()}
-        return {"buffers": [None if b is None else b.detach().cpu().clone() for b in self.buffers]}
+            return [self.torch_sgd.state.get(p, {}).get("momentum_buffer") for p in self.params]
+        return list(self.buffers)
+
+    def set_momentum_buffers(self, buffers: Sequence["torch.Tensor | None"]) -> None:
+        if self.torch_sgd is not None:
+            for p, b in zip(self.params, buffers):
+                if b is not None:
+                    self.torch_sgd.state[p]["momentum_buffer"] = b
+        else:
+            self.buffers = list(buffers)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffers": [None if b is None else b.detach().cpu().clone() for b in self.momentum_buffers()]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.torch_sgd is not None:
-            self.torch_sgd.load_state_dict(state["torch"])
-        else:
-            self.buffers = [None if b is None else b.to(p.device) for b, p in zip(state["buffers"], self.params)]
+        self.set_momentum_buffers([None if b is None else b.to(p.device) for b, p in zip(state["buffers"], self.params)])
 
 
 @dataclass
@@ -192,6 +218,12 @@ class MemberProgress:
     error: str | None = None  # why it failed (non-finite loss)
 
     _SAVED = ("stage_epoch", "epoch", "best_val", "best_stage_epoch", "best_epoch", "active", "error")
+
+    def stop(self, stage: str, *, at_end_fraction: float) -> None:
+        """The member ends ``stage`` (its best epoch there flagged when in the last ``at_end_fraction``)."""
+        self.active = False
+        self.stage_best_epochs[stage] = self.best_epoch
+        self.stage_at_end[stage] = self.best_stage_epoch > (1 - at_end_fraction) * self.stage_epoch
 
     def state(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self._SAVED}

@@ -23,8 +23,10 @@ and on windows of ``chunk_frames`` with hop ``chunk_hop``.
 
 :func:`fit` trains one run; :func:`fit_members` trains K runs (the seeds of a configuration, or
 configurations differing in :data:`raympa.members.MEMBER_FIELDS`) as one stacked model, each
-member computing what its single run computes. A member that stops early waits, frozen, until
-every member has finished the stage; then all start the next stage together.
+member computing what its single run computes. When members stop (early stopping, a non-finite
+loss), the stacked model shrinks to the running ones (parameters, BatchNorm statistics, momentum
+and learning rates sliced), so a stopped member costs nothing while the others go on; when every
+member has finished a stage, all that have not failed start the next one together.
 """
 
 from __future__ import annotations
@@ -53,70 +55,70 @@ Callback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], None]
 MembersCallback = Callable[[list["dict[str, Any] | None"], Callable[[], dict[str, Any]]], None]
 
 
-STATE_FORMAT = "raympa.train-state/2"
+STATE_FORMAT = "raympa.train-state/3"
 AT_END_FRACTION = 0.05  # ours: a best epoch in the last 5% of a stage's epochs is flagged (still improving)
 
 
-def _draw(trainer: "Trainer", plans: list[Any], step: int) -> tuple[Any, ...]:
-    """Member batches of one step: which, starts (batch, K), shift (batch, K, 1), pairs (pairs, K), frames."""
+def _draw(trainer: "Trainer", batches: list[Any]) -> tuple[Any, ...]:
+    """Running members' batches of one step: which, starts (batch, n), shift (batch, n, 1), pairs (pairs, n), frames."""
     import torch
 
     from raympa.losses import pair_up
 
-    stage, n_train = trainer.stage, trainer.splits["train"].n
-    first = next(p for p in plans if p is not None)[step]
-    size = len(first.which)
+    size = len(batches[0].which)
     parts: list[list[Any]] = [[], [], [], [], []]
-    for m, plan in zip(trainer.members, plans):
+    for k, batch in zip(trainer.slots, batches):
+        m = trainer.members[k]
         shift = torch.zeros(size, 1)
-        if plan is None:  # frozen: any batch of the right shape, no draw from its generator
-            which, starts = torch.arange(size) % n_train, torch.zeros(size, dtype=torch.int64)
-            pairs = pair_up(size, "all") if m.cfg.pairing == "all" else (
-                torch.arange(size // 2), torch.arange(size // 2, 2 * (size // 2)))
-        else:
-            which, starts = plan[step].which, plan[step].starts
-            if m.cfg.pitch_shift > 0:  # as raympa.dataset.pitch_shift
-                u = torch.rand((size, 1), generator=m.generator, dtype=torch.float32)
-                shift = (u * 2 - 1) * m.cfg.pitch_shift
-            pairs = pair_up(size, m.cfg.pairing, generator=m.generator)
-        if not stage.pairs:
+        if m.cfg.pitch_shift > 0:  # as raympa.dataset.pitch_shift
+            u = torch.rand((size, 1), generator=m.generator, dtype=torch.float32)
+            shift = (u * 2 - 1) * m.cfg.pitch_shift
+        pairs = pair_up(size, m.cfg.pairing, generator=m.generator)
+        if not trainer.stage.pairs:
             pairs = (None, None)
-        for lst, t in zip(parts, (which, starts, shift, *pairs)):
+        for lst, t in zip(parts, (batch.which, batch.starts, shift, *pairs)):
             lst.append(t)
     out = [None if p[0] is None else torch.stack(p, dim=1).to(trainer.device) for p in parts]
-    return (*out, first.n_frames)
+    return (*out, batches[0].n_frames)
+
+
+def _splits(data: ContourSet, criterion: str, device: "torch.device", *, band: str | None) -> dict[str, DeviceSplit]:
+    """The train, val and test recordings rated on ``criterion`` on the device (ValueError if unusable)."""
+    import torch
+
+    with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        midi = torch.from_numpy(data.midi).to(device)  # (total_frames,) zero-copy on the CPU
+    splits = {s: DeviceSplit(data, data.indices(band=band, split=s, criterion=criterion), criterion, midi)
+              for s in ("train", "val", "test")}
+    if splits["train"].n < 2:
+        raise ValueError(f"need at least 2 training recordings rated on {criterion}, have {splits['train'].n}")
+    if splits["val"].n < 1:
+        raise ValueError("no validation recordings: early stopping and model selection need a 'val' split")
+    if splits["test"].n < 2:
+        warnings.warn(f"{splits['test'].n} test recordings: test metrics will be NaN", stacklevel=4)
+    return splits
 
 
 class Trainer:
     """K members (K >= 1) trained as one stacked model: stages, steps, validation, early stopping.
 
-    Member k's slice of every model tensor is its own network (``raympa.members``); ``best``
-    holds each member's best state in the same layout. A member that stops (or fails) is frozen:
-    its slots are restored from ``best`` after every step and its generator is not drawn from.
+    The model holds the running members only: ``slots[s]`` is the member in its slot s (its
+    slice of every model tensor, ``raympa.members``). ``best`` holds every member's best state
+    (all K, in member order); a member that stops (or fails) leaves the model (:meth:`_regroup`),
+    its best state stays in ``best``, and it comes back from there for the next stage.
     """
 
     def __init__(self, cfgs: Sequence[TrainConfig], data: ContourSet, device: "torch.device", *,
                  band: str | None = None) -> None:
         import torch
 
-        from raympa.losses import LossParams
         from raympa.members import stack_members
         from raympa.models import build_model
 
         self.cfgs, self.k, self.device, self.band = list(cfgs), len(cfgs), device, band
         cfg = self.cfgs[0]
-        with warnings.catch_warnings():  # arrays from Ray's object store are read-only; never written
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            midi = torch.from_numpy(data.midi).to(device)  # (total_frames,) zero-copy on the CPU
-        self.splits = {s: DeviceSplit(data, data.indices(band=band, split=s, criterion=cfg.criterion),
-                                      cfg.criterion, midi) for s in ("train", "val", "test")}
-        if self.splits["train"].n < 2:
-            raise ValueError(f"need at least 2 training recordings rated on {cfg.criterion}, "
-                             f"have {self.splits['train'].n}")
-        if self.splits["val"].n < 1:
-            raise ValueError("no validation recordings: early stopping and model selection need a 'val' split")
-        if self.splits["test"].n < 2:
-            warnings.warn(f"{self.splits['test'].n} test recordings: test metrics will be NaN", stacklevel=3)
+        self.splits = _splits(data, cfg.criterion, device, band=band)
         singles = []
         for c in self.cfgs:  # each member's initial weights: its single run's
             seed_everything(c.seed)
@@ -126,13 +128,41 @@ class Trainer:
         if cfg.chunk_frames < self.model.min_frames:
             raise ValueError(f"chunk_frames={cfg.chunk_frames} is shorter than {cfg.model}'s "
                              f"minimum input of {self.model.min_frames} frames")
-        self.live = self.model.state_dict()  # views of the model's tensors
+        self._install(self.model, list(range(self.k)))
         self.members = [MemberProgress(c, torch.Generator().manual_seed(c.seed)) for c in self.cfgs]
         self.stages = STAGES[cfg.model]
         self.stage_index = 0
         self.optimizer: Any = None
-        self.best: dict[str, torch.Tensor] | None = None
-        self.params = LossParams.from_configs(self.cfgs)
+        self.best: dict[str, torch.Tensor] | None = None  # every member's best state, (K, ...) layout
+
+    def _install(self, model: "torch.nn.Module", slots: list[int]) -> None:
+        """Train ``model``, whose slot s holds member ``slots[s]``."""
+        from raympa.losses import LossParams
+
+        self.model, self.slots = model, slots
+        self.live = model.state_dict()  # views of the model's tensors
+        self.params = LossParams.from_configs([self.cfgs[k] for k in slots])
+
+    def _regroup(self, members: list[int]) -> None:
+        """The model := these members, running ones as they are, stopped ones at their best state.
+
+        Every state tensor holds the members back to back along its first axis, and so does each
+        momentum buffer: both are sliced, so each member goes on computing what it computed.
+        """
+        from raympa.members import restack
+
+        n, old = len(self.slots), self.slots
+        model = restack(self.cfgs[0].model, [(self.live, n, old.index(k)) if self.members[k].active
+                                             else (self.best, self.k, k) for k in members], self.device)
+        for new, was in zip(model.modules(), self.model.modules()):
+            new.training = was.training
+        momentum = None if self.optimizer is None else self.optimizer.momentum_buffers()
+        self._install(model, list(members))
+        if momentum is not None:  # within a stage: every member is a running one
+            self._start_stage()
+            index = [old.index(k) for k in members]
+            self.optimizer.set_momentum_buffers([None if b is None else b.reshape(n, -1)[index].reshape(p.shape)
+                                                 for b, p in zip(momentum, self.optimizer.params)])
 
     @property
     def done(self) -> bool:
@@ -149,22 +179,14 @@ class Trainer:
         for p in self.model.encoder.parameters():
             p.requires_grad_(not stage.frozen_encoder)
         part = self.model if stage.trains == "all" else getattr(self.model, stage.trains)
-        self.optimizer = MemberSGD(list(part.parameters()), [getattr(c, stage.lr_field) for c in self.cfgs],
-                                   members=self.k, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        lrs = [getattr(self.cfgs[k], stage.lr_field) for k in self.slots]
+        self.optimizer = MemberSGD(list(part.parameters()), lrs, members=len(self.slots), momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
         if self.best is None:
             self.best = {k: v.detach().clone() for k, v in self.live.items()}
 
-    def _restore(self, members: list[int]) -> None:
-        """Members' slots of the model := their best state."""
-        import torch
-
-        from raympa.members import copy_slots
-
-        if members:
-            copy_slots(self.live, self.best, torch.tensor(members, device=self.device), self.k)
-
     def train_epoch(self) -> list[float]:
-        """One epoch of every active member; their mean training losses (NaN for the others)."""
+        """One epoch of every running member; each member's mean training loss (NaN for the others)."""
         import torch
 
         from raympa.dataset import normalize
@@ -175,50 +197,44 @@ class Trainer:
         self.model.train()
         if self.stage.frozen_encoder:
             self.model.encoder.eval()  # frozen: BatchNorm running statistics must not move
-        cfg, tr, k, stage = self.cfgs[0], self.splits["train"], self.k, self.stage
-        plans = [epoch_batches(tr.lengths_np, chunking=cfg.chunking, chunk_frames=cfg.chunk_frames,
-                               chunk_hop=cfg.chunk_hop, chunks_per_recording=cfg.chunks_per_recording,
-                               batch_size=cfg.batch_size, min_steps=cfg.min_steps_per_epoch,
-                               generator=m.generator) if m.active else None for m in self.members]
-        total, count = [0.0] * k, [0] * k
+        cfg, tr, stage = self.cfgs[0], self.splits["train"], self.stage
+        plans = {k: epoch_batches(tr.lengths_np, chunking=cfg.chunking, chunk_frames=cfg.chunk_frames,
+                                  chunk_hop=cfg.chunk_hop, chunks_per_recording=cfg.chunks_per_recording,
+                                  batch_size=cfg.batch_size, min_steps=cfg.min_steps_per_epoch,
+                                  generator=self.members[k].generator) for k in self.slots}
+        total, count = [0.0] * self.k, [0] * self.k
         shifting = any(c.pitch_shift > 0 for c in self.cfgs)
-        for step in range(min((len(p) for p in plans if p is not None), default=0)):
-            which, starts, shift, i, j, frames = _draw(self, plans, step)  # which, starts: (batch, K)
-            x = tr.chunks(which.reshape(-1), starts.reshape(-1), frames)  # (batch * K, [2,] frames)
-            x = x.view(-1, k, *x.shape[1:])  # (batch, K, [2,] frames)
+        for step in range(min(len(p) for p in plans.values())):
+            n = len(self.slots)
+            which, starts, shift, i, j, frames = _draw(self, [plans[k][step] for k in self.slots])  # (batch, n)
+            x = tr.chunks(which.reshape(-1), starts.reshape(-1), frames)  # (batch * n, [2,] frames)
+            x = x.view(-1, n, *x.shape[1:])  # (batch, n, [2,] frames)
             if shifting:  # every channel by the member's shift (a reference keeps its interval)
                 x = torch.where(x > 0, x + shift.view(*shift.shape[:2], *([1] * (x.dim() - 2))), x)
             pred, z = stage.forward(self.model, normalize(x, cfg.pitch_norm))
-            losses = member_loss(stage.loss, self.params, pred=pred, z=z, y=tr.y[which], i=i, j=j)  # (K,)
+            losses = member_loss(stage.loss, self.params, pred=pred, z=z, y=tr.y[which], i=i, j=j)  # (n,)
             values = losses.detach().cpu().tolist()
-            live = []
-            for n, m in enumerate(self.members):
-                if m.active and not math.isfinite(values[n]):
+            live = [s for s, v in enumerate(values) if math.isfinite(v)]
+            for s, k in enumerate(self.slots):
+                m = self.members[k]
+                if s in live:
+                    total[k] += values[s] * which.shape[0]
+                    count[k] += which.shape[0]
+                else:
                     lr = getattr(m.cfg, stage.lr_field)
-                    self._fail(n, restore=False, message=f"non-finite training loss ({values[n]}) in epoch "
-                               f"{m.epoch + 1}, stage {stage.name} (lr={lr}); lower the learning rate")
-                elif m.active:
-                    live.append(n)
-                    total[n] += values[n] * which.shape[0]
-                    count[n] += which.shape[0]
+                    m.error, m.active = (f"non-finite training loss ({values[s]}) in epoch {m.epoch + 1}, stage "
+                                         f"{stage.name} (lr={lr}); lower the learning rate"), False
             if not live:
-                self._restore([n for n, m in enumerate(self.members) if not m.active])
                 break
             self.optimizer.zero_grad()
-            (losses[live].sum() if k > 1 else losses[0]).backward()
+            (losses[live].sum() if n > 1 else losses[0]).backward()
             self.optimizer.step()
-            self._restore([n for n, m in enumerate(self.members) if not m.active])
+            if len(live) < n:  # the failed members leave the model
+                self._regroup([self.slots[s] for s in live])
         return [t / c if c else math.nan for t, c in zip(total, count)]
 
-    def _fail(self, k: int, *, message: str, restore: bool = True) -> None:
-        """Member k stops for good (its slots restored now, or after the step under way)."""
-        m = self.members[k]
-        m.error, m.active = message, False
-        if restore:
-            self._restore([k])
-
     def full_length(self, split: str) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """Predictions (n, K) and latents (n, K, 16) of whole contours (padded to a chunk if shorter)."""
+        """Predictions (n, slots) and latents (n, slots, 16) of whole contours (padded to a chunk if shorter)."""
         from raympa.evaluate import forward_full_length
 
         sp = self.splits[split]
@@ -226,89 +242,75 @@ class Trainer:
                                       min_frames=self.cfgs[0].chunk_frames, reference=sp.reference)
         return (pred[:, None], z[:, None]) if pred.dim() == 1 else (pred, z)
 
-    def chunk_level(self, split: str, protocol: str) -> tuple[np.ndarray, ...]:
-        """Predictions (windows, K), latents (windows, K, 16), ratings and contour index (windows,)
-        of the windows a chunk-level protocol scores (``raympa.sampling.WINDOW_SETS``)."""
-        from raympa.evaluate import forward_windows
-        from raympa.sampling import eval_windows
-
-        sp, parts = self.splits[split], []
-        for which, starts, frames in eval_windows(sp.lengths_np, protocol):
-            pred, z = forward_windows(self.model, sp.midi, sp.begin, sp.end, which, starts, frames,
-                                      pitch_norm=self.cfgs[0].pitch_norm, reference=sp.reference)
-            parts.append((pred.reshape(len(which), self.k), z.reshape(len(which), self.k, -1), which))
-        pred, z, which = (np.concatenate([p[n] for p in parts]) for n in range(3))
-        return pred, z, sp.y_np[which], which
-
     def val_loss(self, pred: "torch.Tensor", z: "torch.Tensor") -> "torch.Tensor":
-        """The stage's loss on the full-length validation recordings, all pairs, (K,)."""
+        """The stage's loss on the full-length validation recordings, all pairs, one per slot."""
         import torch
 
         from raympa.losses import pair_up
 
-        y = self.splits["val"].y[:, None].expand(-1, self.k)  # (n, K)
+        y = self.splits["val"].y[:, None].expand(-1, len(self.slots))  # (recordings, slots)
         kind = self.stage.loss
         if len(y) < 2 and kind != "mse":  # no pair: the contrastive term is 0
             if kind == "contrastive":
-                return torch.zeros(self.k)
+                return torch.zeros(len(self.slots))
             kind = "mse"
         i, j = pair_up(len(y), "all", device=y.device) if len(y) >= 2 else (None, None)
         return member_loss(kind, self.params, pred=pred, z=z, y=y, i=i, j=j)
 
     def run_epoch(self) -> list[dict[str, Any] | None]:
         """Train one epoch, validate, early-stop; each member's epoch metrics (None: did not train)."""
-        import torch
-
-        from raympa.members import copy_slots
+        from raympa.members import copy_member
 
         t0 = time.perf_counter()
-        stage, was_active = self.stage, [m.active for m in self.members]
+        stage = self.stage
         train_loss = self.train_epoch()
-        pred, z = self.full_length("val")
+        pred, z = self.full_length("val")  # (recordings, slots)
         val = self.splits["val"]
         val_loss = self.val_loss(pred, z).double().cpu().tolist()
-        out: list[dict[str, Any] | None] = []
-        for k, m in enumerate(self.members):
-            if not (was_active[k] and m.active):
-                out.append(None)
+        out: list[dict[str, Any] | None] = [None] * self.k
+        for s, k in enumerate(self.slots):
+            m = self.members[k]
+            if not m.active:  # failed in this epoch
                 continue
             m.stage_epoch += 1
             m.epoch += 1
-            if not math.isfinite(val_loss[k]):
-                self._fail(k, message=f"non-finite validation loss in epoch {m.epoch} ({stage.name}); "
-                                      "lower the learning rate")
-                out.append(None)
+            if not math.isfinite(val_loss[s]):
+                m.error, m.active = (f"non-finite validation loss in epoch {m.epoch} ({stage.name}); "
+                                     "lower the learning rate"), False
                 continue
-            if val_loss[k] < m.best_val:
-                m.best_val, m.best_stage_epoch, m.best_epoch = val_loss[k], m.stage_epoch, m.epoch
-                copy_slots(self.best, self.live, torch.tensor([k], device=self.device), self.k)
-            out.append({
+            if val_loss[s] < m.best_val:
+                m.best_val, m.best_stage_epoch, m.best_epoch = val_loss[s], m.stage_epoch, m.epoch
+                copy_member(self.best, self.k, k, self.live, len(self.slots), s)
+            out[k] = {
                 "epoch": m.epoch, "stage": stage.name, "stage_epoch": m.stage_epoch,
-                "train_loss": train_loss[k], "val_loss": val_loss[k],
-                "val_r2_full": r2(val.y_np, pred[:, k].cpu().numpy()) if stage.predicts else float("nan"),
+                "train_loss": train_loss[k], "val_loss": val_loss[s],
+                "val_r2_full": r2(val.y_np, pred[:, s].cpu().numpy()) if stage.predicts else float("nan"),
                 "best_val_loss": m.best_val, "best_epoch": m.best_epoch,
                 "epoch_seconds": time.perf_counter() - t0,
-            })
-            m.history.append(out[-1])
+            }
+            m.history.append(out[k])
             if (m.stage_epoch >= getattr(m.cfg, stage.epochs_field)
                     or m.stage_epoch - m.best_stage_epoch >= m.cfg.patience):
-                m.active = False
-                m.stage_best_epochs[stage.name] = m.best_epoch
-                m.stage_at_end[stage.name] = m.best_stage_epoch > (1 - AT_END_FRACTION) * m.stage_epoch
-                self._restore([k])
-        if not any(m.active for m in self.members):
+                m.stop(stage.name, at_end_fraction=AT_END_FRACTION)
+        running = [k for k in self.slots if self.members[k].active]
+        if not running:
             self._end_stage()
+        elif len(running) < len(self.slots):  # the stopped members leave the model
+            self._regroup(running)
         return out
 
     def _end_stage(self) -> None:
-        """Every member has finished the stage: all start the next one (failed members stay out)."""
+        """Every member has finished the stage: all that have not failed start the next one, at their best state."""
         self.stage_index += 1
-        self.optimizer, self.best = None, None
-        for m in self.members:
-            if m.error is None:
-                m.stage_epoch, m.active = 0, True
-                if not self.done:
-                    m.best_val, m.best_stage_epoch = math.inf, 0
+        self.optimizer = None
+        keep = [k for k, m in enumerate(self.members) if m.error is None]
+        if keep:
+            self._regroup(keep)  # every member is stopped: each comes from its best state
+        for k in keep:
+            m = self.members[k]
+            m.stage_epoch, m.active = 0, True
+            if not self.done:
+                m.best_val, m.best_stage_epoch = math.inf, 0
 
     def get_state(self) -> dict[str, Any]:
         """A ``torch.save``-able snapshot of every member that :meth:`load_state` continues exactly."""
@@ -316,20 +318,26 @@ class Trainer:
             "format": STATE_FORMAT,
             "configs": [c.to_dict() for c in self.cfgs],
             "stage_index": self.stage_index,
-            "model": to_cpu(self.live),
+            "slots": list(self.slots),
+            "model": to_cpu(self.live),  # the members in the model's slots
             "optimizer": None if self.optimizer is None else to_cpu(self.optimizer.state_dict()),
             "best": None if self.best is None else to_cpu(self.best),
             "members": [m.state() for m in self.members],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
+        from raympa.members import restack
+
         if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a raympa training state (format {state.get('format')!r})")
+            raise ValueError(f"not a training state this raympa resumes (format {state.get('format')!r}, expected "
+                             f"{STATE_FORMAT!r}: states of other versions do not carry over); start the run anew")
         if len(state["configs"]) != self.k or any(s != c.to_dict() for s, c in zip(state["configs"], self.cfgs)):
             diff = [{f: (v, s.get(f)) for f, v in c.to_dict().items() if s.get(f) != v}
                     for s, c in zip(state["configs"], self.cfgs)]
             raise ValueError(f"resume state was made with a different TrainConfig: {diff}")
-        self.model.load_state_dict(state["model"])
+        n = len(state["slots"])
+        self._install(restack(self.cfgs[0].model, [(state["model"], n, s) for s in range(n)], self.device),
+                      list(state["slots"]))
         self.stage_index = state["stage_index"]
         self.best = None if state["best"] is None else {k: v.to(self.device) for k, v in state["best"].items()}
         for m, s in zip(self.members, state["members"]):

@@ -44,14 +44,19 @@ def float64(monkeypatch):
     monkeypatch.setattr(raympa.models, "build_model", lambda name, *, members=1: build(name, members=members).double())
 
 
-def _slice(state: dict, k: int, members: int, like: dict) -> dict:
-    """Member k's tensors of a stacked state dict, shaped as the single model's ``like``."""
-    return {n: t.reshape(members, -1)[k].reshape(like[n].shape) for n, t in state.items()}
+def _slice(state: dict, k: int, like: dict) -> dict:
+    """Member k's tensors of a training state, shaped as the single model's ``like``: from the stacked
+    model while it trains, else (it stopped and left the model) its best state, where it stopped."""
+    slots = state["slots"]
+    if k in slots:
+        return {n: t.reshape(len(slots), -1)[slots.index(k)].reshape(like[n].shape) for n, t in state["model"].items()}
+    members = len(state["configs"])
+    return {n: t.reshape(members, -1)[k].reshape(like[n].shape) for n, t in state["best"].items()}
 
 
 def _record(per_epoch: list):
     def keep(metrics, get_state):
-        per_epoch.append((metrics, get_state()["model"]))
+        per_epoch.append((metrics, get_state()))
     return keep
 
 
@@ -68,7 +73,6 @@ def _compare(cfgs, data, *, epochs_checked: int | None = None):
     """Run the members together and each alone; compare epoch by epoch and at the end."""
     together: list = []
     results = fit_members(cfgs, data, callback=_record(together))
-    k = len(cfgs)
     for m, cfg in enumerate(cfgs):
         alone: list = []
         single = fit(cfg, data, callback=_record(alone))
@@ -78,7 +82,7 @@ def _compare(cfgs, data, *, epochs_checked: int | None = None):
         for (e1, s1), (e2, s2) in list(zip(mine, alone))[:epochs_checked]:
             assert e1["train_loss"] == pytest.approx(e2["train_loss"], rel=1e-5, abs=1e-6), (m, e1, e2)
             assert e1["val_loss"] == pytest.approx(e2["val_loss"], rel=1e-5, abs=1e-6), (m, e1, e2)
-            _assert_close_states(_slice(s1, m, k, s2), s2, f"member {m} epoch {e1['epoch']}")
+            _assert_close_states(_slice(s1, m, s2["model"]), s2["model"], f"member {m} epoch {e1['epoch']}")
         r = results[m]
         for key in ("epochs_run", "best_epoch", "n_test_chunks"):
             assert r.metrics[key] == single.metrics[key], (m, key)
@@ -113,12 +117,82 @@ def test_members_differing_in_numbers(tiny, float64):
 @pytest.mark.parametrize("model", ["pcconvnet", "contrastive"])
 def test_each_member_stops_and_restores_its_best_where_its_single_run_does(tiny, float64, model):
     """Members with different patience stop at different epochs; a two-step member that ends its
-    encoder stage early waits, frozen, and starts the head with the others."""
+    encoder stage early leaves the model and starts the head with the others, at its best state."""
     base = TrainConfig(model=model, epochs=12, encoder_epochs=8, lr=0.2, encoder_lr=0.2, **FAST)
     cfgs = [dataclasses.replace(base, seed=s, patience=p) for s, p in ((0, 1), (1, 2), (2, 4))]
     results = _compare(cfgs, tiny, epochs_checked=2)
     runs = [r.metrics["epochs_run"] for r in results]
     assert len(set(runs)) > 1, runs  # the members did stop at different epochs
+
+
+def _widths(states: list) -> list[int]:
+    return [len(st["slots"]) for _, st in states]
+
+
+@pytest.mark.parametrize("model,kw", [
+    ("pcconvnet", dict(pitch_shift=2.0)),
+    ("contrastive", dict(pairing="halves")),
+    ("contrastive-jl", dict(pairing="all")),
+])
+def test_stopped_members_leave_the_model_and_the_others_still_match_their_single_runs(tiny, float64, model, kw):
+    """Members end their stages at different epochs (their own epochs); after each stop the model
+    shrinks to the running members, which match their single runs at every epoch, both stages of
+    the two-step model included. Member 0's other learning rate leaves with it, so the survivors
+    go on under torch's SGD with the momentum of the per-member one."""
+    base = TrainConfig(model=model, patience=20, lr=0.1, encoder_lr=0.1, **FAST, **kw)
+    cfgs = [dataclasses.replace(base, seed=0, epochs=1, encoder_epochs=1, lr=0.05),
+            dataclasses.replace(base, seed=1, epochs=4, encoder_epochs=3),
+            dataclasses.replace(base, seed=2, epochs=2, encoder_epochs=2)]
+    together: list = []
+    fit_members(cfgs, tiny, callback=_record(together))
+    # members in the model after each epoch; at a stage's end all come back (the head stage, the evaluation)
+    assert _widths(together) == ([2, 1, 3, 2, 1, 1, 3] if model == "contrastive" else [2, 1, 1, 3])
+    _compare(cfgs, tiny)
+
+
+def test_stopped_members_leave_reference_informed_models_too(float64):
+    from test_informed import _peer_data
+
+    _, data = _peer_data()
+    base = TrainConfig(model="si-contrastive", reference="peers", chunk_frames=400, batch_size=8,
+                       min_steps_per_epoch=0, threads=1, patience=20, lr=0.05, encoder_lr=0.05)
+    cfgs = [dataclasses.replace(base, seed=0, encoder_epochs=1, epochs=2),
+            dataclasses.replace(base, seed=1, encoder_epochs=2, epochs=1)]
+    together: list = []
+    fit_members(cfgs, data, callback=_record(together))
+    assert _widths(together) == [1, 2, 1, 2]
+    _compare(cfgs, data)
+
+
+def test_members_run_folders_unchanged_by_shrinking(tiny, float64, tmp_path):
+    """Every member's run folder is its single run's (files, config, metrics, history, latents,
+    checkpoint), but for wall-clock times."""
+    base = TrainConfig(model="contrastive-jl", patience=20, lr=0.1, **FAST)
+    cfgs = [dataclasses.replace(base, seed=s, epochs=e) for s, e in ((0, 3), (1, 1), (2, 2))]
+    fit_members(cfgs, tiny, out_dirs=[tmp_path / f"m{k}" for k in range(3)])
+    for k, cfg in enumerate(cfgs):
+        fit(cfg, tiny, out_dir=tmp_path / f"s{k}")
+        a, b = tmp_path / f"m{k}", tmp_path / f"s{k}"
+        assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+        assert (a / "config.json").read_text() == (b / "config.json").read_text()
+        ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+        assert ma.keys() == mb.keys() and ma["epochs_run"] == mb["epochs_run"] == cfg.epochs
+        for key in set(ma) - {"seconds"}:
+            if isinstance(ma[key], float):
+                assert ma[key] == pytest.approx(mb[key], rel=1e-6, abs=1e-9, nan_ok=True), (k, key)
+            else:
+                assert ma[key] == mb[key], (k, key)
+        ha, hb = (pd.read_csv(d / "history.csv").drop(columns="epoch_seconds") for d in (a, b))
+        pd.testing.assert_frame_equal(ha, hb, rtol=1e-6, atol=1e-9)
+        with np.load(a / "latents.npz") as la, np.load(b / "latents.npz") as lb:
+            assert sorted(la.files) == sorted(lb.files)
+            for name in la.files:
+                if la[name].dtype.kind == "f":
+                    np.testing.assert_allclose(la[name], lb[name], rtol=1e-5, atol=1e-6, err_msg=name)
+                else:
+                    assert np.array_equal(la[name], lb[name]), name
+        ca, cb = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (a, b))
+        _assert_close_states(ca["model_state"], cb["model_state"], f"member {k} checkpoint")
 
 
 def test_float32_members_within_1e5_of_single_runs(tiny):
@@ -157,6 +231,32 @@ def test_members_resume_exactly(tiny, stop_after):
         for n, v in a.checkpoint["model_state"].items():
             assert torch.equal(v, b.checkpoint["model_state"][n]), n
         assert a.metrics["test_r2_full"] == b.metrics["test_r2_full"]
+
+
+@pytest.mark.parametrize("model", ["pcconvnet", "contrastive"])
+def test_members_resume_exactly_after_a_shrink(tiny, model):
+    """A state saved after members left the model (in either stage) resumes to the same end."""
+    base = TrainConfig(model=model, patience=20, lr=0.05, encoder_lr=0.05, **FAST)
+    cfgs = [dataclasses.replace(base, seed=s, lr=lr, epochs=e, encoder_epochs=ee)
+            for s, lr, e, ee in ((0, 0.05, 3, 2), (1, 0.02, 1, 1), (2, 0.05, 2, 2))]
+    states: list = []
+
+    def keep(metrics, get_state):
+        buf = io.BytesIO()
+        torch.save(get_state(), buf)
+        states.append(buf.getvalue())
+
+    full = fit_members(cfgs, tiny, callback=keep)
+    loaded = [torch.load(io.BytesIO(b), weights_only=True) for b in states]
+    shrunk = [n for n, st in enumerate(loaded[:-1]) if len(st["slots"]) < len(cfgs)]
+    assert shrunk, [st["slots"] for st in loaded]
+    for n in shrunk:
+        resumed = fit_members(cfgs, tiny, resume=loaded[n])
+        for a, b in zip(full, resumed):
+            for name, v in a.checkpoint["model_state"].items():
+                assert torch.equal(v, b.checkpoint["model_state"][name]), (n, name)
+            assert a.metrics["test_r2_full"] == b.metrics["test_r2_full"]
+            assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
 
 
 def test_check_members_and_stacking():
