@@ -1,16 +1,20 @@
 """Reference-informed models against PCConvNet on the demo, and the share of the simulator's ceiling they close.
 
-For each criterion (note and rhythm accuracy by default) and each model row (PCConvNet without a
-reference; the reference-informed models with ``table`` and with ``peers`` references), the seeds
-train as one batched run (``raympa.train.fit_members``). Reported per row: mean and sd of test R²
-on full-length recordings over the seeds, the paired t-test against PCConvNet over the same seeds,
-the share of the gap between PCConvNet and the simulator's ceiling (``raympa.demo.ceiling``, the
-linear model's cross-validated R² from the true deviation amounts) that the row closes, and for
-``peers`` its gain as a share of ``table``'s. A demo folder with MIDI scores (``raympa demo-data``)
-and its contours (``raympa extract``) are the input.
+For each criterion and each model row (PCConvNet without a reference; the reference-informed
+models with ``table`` and with ``peers`` references), every recording is predicted out of fold:
+5 folds (``--folds``), each fold's recordings the test set of models trained on the others (an
+eighth of them the validation set of early stopping; peers come from the fold's training
+recordings only), the seeds of a fold trained as one batched run (``raympa.train.fit_members``)
+with the automatic chunk length. Reported per row: mean and sd over seeds of the out-of-fold R²,
+the paired t-test against PCConvNet over the seeds, the share of the gap between PCConvNet and the
+simulator's ceiling (``raympa.demo.ceiling``, cross-validated) that the row closes, the share of
+runs whose best epoch is at the end of the budget, and for ``peers`` its gain as a share of
+``table``'s; then the alignment features alone (six and twelve, linear and boosting) on the same
+folds. A demo folder with MIDI scores (``raympa demo-data``, ``--duration 4`` for short
+recordings) and its contours (``raympa extract``) are the input.
 
     raympa demo-data --out DEMO --n 240 --seed 7 && raympa extract --table DEMO/ratings.csv --out DEMO/contours
-    python benchmarks/bench_references.py --demo DEMO --seeds 5 --epochs 100 --out benchmarks/results/references.md
+    python benchmarks/bench_references.py --demo DEMO --seeds 5 --epochs 30 --patience 10 --criteria note_accuracy
     python benchmarks/bench_references.py --demo DEMO --features-only --criteria note_accuracy rhythm_accuracy musicality \
         --out benchmarks/results/references_features.md
     python benchmarks/bench_references.py --demo DEMO --smoke-test
