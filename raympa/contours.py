@@ -57,6 +57,9 @@ CONTEXT_FRAMES = 1_000  # frames of context on each side of a block (5.8 s), our
 META_TYPES = (
     ("sample_rate", "int32"),
     ("hop_length", "int32"),
+    ("frame_length", "int32"),  # pYIN frame (samples); null for imported pitch tracks
+    ("fmin", "float64"),  # pYIN's pitch range (Hz); null for imported pitch tracks
+    ("fmax", "float64"),
     ("n_frames", "int64"),
     ("source_sha1", "string"),
     ("backend", "string"),
@@ -289,6 +292,7 @@ class AudioRows:
 
         midi, meta, status = _through_cache(self.cache_dir, key, compute)
         return midi, _metadata(midi, meta, status, sample_rate=cfg.sample_rate, hop_length=cfg.hop_length,
+                               frame_length=cfg.frame_length, fmin=float(cfg.fmin), fmax=float(cfg.fmax),
                                source_sha1=sha1, backend=cfg.backend)
 
 

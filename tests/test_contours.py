@@ -240,6 +240,21 @@ def test_extract_matches_contour_from_audio(ray_local, tmp_path):
     assert np.mean(np.abs(got.midi[0] - ref) < 0.05) > 0.95
 
 
+def test_contours_record_their_pitch_range(ray_local, tmp_path):
+    """A low voice extracted with --fmin 90: the table says so, and training/predict read it back."""
+    from raympa.config import ExtractConfig
+    from raympa.dataset import extraction_metadata
+
+    tone_file(tmp_path / "in" / "low.wav", 0.8, 110.0)  # A2: below the default fmin (128 Hz)
+    extract(tmp_path / "in", tmp_path / "out", config=ExtractConfig(fmin=90.0, fmax=1000.0), use_cache=False)
+    got = load_contours(tmp_path / "out")
+    assert got.fmin[0] == 90.0 and got.fmax[0] == 1000.0 and got.frame_length[0] == ExtractConfig.frame_length
+    assert np.median(got.midi[0][got.midi[0] > 0]) == pytest.approx(45.0, abs=0.1)  # tracked at A2
+    meta = extraction_metadata(got)
+    assert meta["fmin"] == 90.0 and meta["fmax"] == 1000.0
+    assert ExtractConfig(**meta).fmin == 90.0  # what a checkpoint records for raympa predict
+
+
 def test_import_pitchtracks(ray_local, tmp_path):
     times, f0 = notes_track(1200)
     d = tmp_path / "tracks"
@@ -253,6 +268,7 @@ def test_import_pitchtracks(ray_local, tmp_path):
     ok = load_contours(tmp_path / "out").set_index("recording_id")
     assert sorted(ok.index) == ["2013/111", "222"]
     assert (ok.n_frames == 2400).all() and (ok.hop_length == 128).all() and (ok.backend == "import").all()
+    assert ok.fmin.isna().all()  # no pYIN range for imported tracks
     assert "empty file" in pd.read_csv(tmp_path / "out" / "errors.csv").error[0]
     # from a table with segments and other columns
     table = tmp_path / "idx.csv"
