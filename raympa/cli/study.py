@@ -69,7 +69,7 @@ def _add_margin_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--terms", default=",".join(d.terms), help=f"contrastive terms searched (default %(default)s)")
     p.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA on validation R² per epoch)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the TPE sampler (default %(default)s)")
-    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs (default %(default)s, ours)")
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs (default %(default)s, paper)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="leave out the PCConvNet baseline trial (by default the first trial, same seeds and data)")
 
