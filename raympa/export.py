@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from raympa import studyfolder as SF
 
@@ -121,9 +121,14 @@ def export_best(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ban
 
 
 def predict_study(
-    study_dir: str | os.PathLike, audio: Sequence[str | os.PathLike], *, band: str | None = None, device: str = "auto"
+    study_dir: str | os.PathLike, audio: Sequence[str | os.PathLike], *, band: str | None = None, device: str = "auto",
+    reference: str | os.PathLike | None = None, peers: dict[str, Any] | None = None,
+    extract: dict[str, Any] | None = None,
 ) -> "pd.DataFrame":
     """Score audio files with the best configuration's seeds, averaged.
+
+    ``reference``, ``peers`` and ``extract`` are :func:`raympa.predict.predict_files`' (a study
+    whose best configuration is reference-informed needs ``reference``).
 
     Returns:
         One row per file: ``audio_path``, per criterion its mean over seeds (``note_accuracy``
@@ -136,7 +141,7 @@ def predict_study(
 
     best = best_trials(study_dir, band=band)
     paths = study_checkpoints(study_dir, band=band)
-    scores = predict_files(paths, audio, device=device)
+    scores = predict_files(paths, audio, device=device, reference=reference, peers=peers, extract=extract)
     out = scores[["audio_path"]].copy()
     value_columns = [c for c in scores.columns if c not in ("audio_path", "note")]  # one per checkpoint, in order
     for criterion in dict.fromkeys(best["criterion"].astype(str)):

@@ -44,16 +44,16 @@ def run_predict(args: argparse.Namespace) -> int:
     from raympa.predict import predict_files
 
     try:
+        from raympa.cli.train import pitch_range
+
+        common = {"device": args.device, "reference": args.reference, "extract": pitch_range(args.fmin, args.fmax),
+                  "peers": {"ratings": args.ratings, "contours": args.contours, "piece": args.piece}}
         if args.study:
             from raympa.export import predict_study
 
-            df = predict_study(args.study, args.audio, band=args.band, device=args.device)
+            df = predict_study(args.study, args.audio, band=args.band, **common)
         else:
-            from raympa.cli.train import pitch_range
-
-            peers = {"ratings": args.ratings, "contours": args.contours, "piece": args.piece}
-            df = predict_files(args.checkpoint, args.audio, device=args.device, reference=args.reference, peers=peers,
-                               extract=pitch_range(args.fmin, args.fmax))
+            df = predict_files(args.checkpoint, args.audio, **common)
     except (ValueError, OSError) as e:  # a missing or foreign checkpoint, a device torch does not have
         print("raympa predict: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
