@@ -19,8 +19,12 @@ benchmark measures what one run of each (model, band) costs and derives the grid
 Epochs are not known before a run stops early, so the table gives the grid at the paper's
 maximum (every run to its last epoch: an upper bound) and, with ``--epochs-from`` (a study's
 trials.csv at paper settings), at the epochs its runs took: a per-seed trial costs its own
-epochs, a trial of five seeds the most epochs of its seeds in each stage (members that stop
-early wait, frozen, for the others, and are still computed).
+epochs. A trial of five seeds is given two ways: as the earlier trainer ran it (a member that
+stopped early stayed in the stacked model, frozen, until the last one stopped: every epoch of a
+stage cost five members, for the most epochs of its seeds) and as it runs now (stopped members
+leave the model: each epoch costs the members still running). An epoch of k running members is
+priced between the measured K = 1 and K = 5 epochs, linearly in k (ours: a cost per step shared by
+the members plus a cost per member, as benchmarks/results/members.md measures).
 
 The measurements are kept in a JSON file beside the table; ``--from-json`` re-derives the table
 from them (for example with other epochs) without measuring again.
@@ -132,6 +136,21 @@ def run_cost(m: dict, epochs: dict[str, float]) -> float:
     return m["start"] + m["fixed"] + sum(epochs[s] * c for s, c in m["per_epoch"].items())
 
 
+def epoch_cost(one: dict, five: dict, stage: str, k: int) -> float:
+    """CPU seconds of one epoch of ``stage`` with k running members, linear in k between K = 1 and K = 5."""
+    c1, c5 = one["per_epoch"][stage], five["per_epoch"][stage]
+    return c1 + (c5 - c1) * (k - 1) / (SEEDS - 1)
+
+
+def shrinking_cost(one: dict, five: dict, seeds: list[dict[str, float]]) -> float:
+    """CPU seconds of one trial of these seeds (each one's epochs per stage) when stopped seeds leave the model."""
+    total = five["start"] + five["fixed"]
+    for stage in five["per_epoch"]:
+        ends = [int(round(e[stage])) for e in seeds]
+        total += sum(epoch_cost(one, five, stage, sum(end >= e for end in ends)) for e in range(1, max(ends) + 1))
+    return total
+
+
 def _stage_epochs(row: dict) -> dict[str, float]:
     """Epochs per stage of one run of a trials.csv row (early stopping: best + patience, capped)."""
     if row["model"] == "contrastive":
@@ -227,10 +246,10 @@ def report(m: dict, args: argparse.Namespace, argv: list[str] | None) -> str:
         f"| one trial at paper max, K=1 / K={k}, s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    grids = {"max": [0.0, 0.0]}
+    grids = {"max": [0.0, 0.0, 0.0]}  # per-seed trials, five seeds with stopped ones computed, stopped ones leaving
     epochs = epochs_from(args.epochs_from) if args.epochs_from else None
     if epochs:
-        grids["run"] = [0.0, 0.0]
+        grids["run"] = [0.0, 0.0, 0.0]
     for band, model, one, five in m["rows"]:
         stages = list(one["per_epoch"])
         per = " + ".join(f"{s} {one['per_epoch'][s]:.2f} / {five['per_epoch'][s]:.2f}" for s in stages)
@@ -239,21 +258,24 @@ def report(m: dict, args: argparse.Namespace, argv: list[str] | None) -> str:
                      f"{one['fixed']:.1f} / {five['fixed']:.1f} | {per} | {t1:,.0f} / {t5:,.0f} |")
         grids["max"][0] += CRITERIA * SEEDS * t1
         grids["max"][1] += CRITERIA * t5
+        grids["max"][2] += CRITERIA * t5  # every seed runs to the end: nobody leaves
         if epochs:
             for seeds in epochs[(band, model)]:  # one configuration: its seeds' epochs per stage
                 grids["run"][0] += sum(run_cost(one, e) for e in seeds)
                 grids["run"][1] += run_cost(five, {s: max(e[s] for e in seeds) for s in stages})
+                grids["run"][2] += shrinking_cost(one, five, seeds)
     n_bands, n_models = len({r[0] for r in m["rows"]}), len({r[1] for r in m["rows"]})
     runs = CRITERIA * SEEDS * n_bands * n_models
     lines += ["", f"The grid: {runs} runs ({n_models} models x {CRITERIA} criteria x {n_bands} bands x {SEEDS} "
               f"seeds): {runs} trials of one seed before, {runs // k} trials of {k} seeds after.", "",
-              "| epochs per run | before: CPU h | before: wall on 2 cores, min | after: CPU h | after: wall on 2 cores, min "
-              "| speed-up |", "|---|---|---|---|---|---|"]
+              f"| epochs per run | per-seed trials: CPU h / wall on 2 cores, min | {k} seeds, stopped seeds computed "
+              f"(earlier): CPU h / min | {k} seeds, stopped seeds leave (now): CPU h / min | speed-up over per-seed |",
+              "|---|---|---|---|---|"]
     label = {"max": "paper maximum (300; two-step 150 + 300): upper bound",
-             "run": f"the epochs of the runs in {args.epochs_from} (a trial of {k} seeds: the most of its seeds)"}
-    for key, (before, after) in grids.items():
-        lines.append(f"| {label[key]} | {before / 3600:.2f} | {before / 120:.0f} | {after / 3600:.2f} | "
-                     f"{after / 120:.0f} | {before / after:.2f}x |")
+             "run": f"the epochs of the runs in {args.epochs_from}"}
+    for key, (before, frozen, after) in grids.items():
+        lines.append(f"| {label[key]} | {before / 3600:.2f} / {before / 120:.0f} | {frozen / 3600:.2f} / "
+                     f"{frozen / 120:.0f} | {after / 3600:.2f} / {after / 120:.0f} | {before / after:.2f}x |")
     lines += ["", "Wall time on 2 cores = CPU time / 2: two trials at a time, one per core, the cores otherwise "
               "free and the trials packed without gaps (each trial's process start and data loading are counted; "
               "Ray's own scheduling and building the contours are not)."]
