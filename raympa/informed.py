@@ -15,21 +15,24 @@ path) as constant side channels (:func:`raympa.dataset.side_channels`), read at 
 
 Wide and deep (ours): the features, standardised by a BatchNorm whose running statistics are the
 training batches' (a checkpoint carries the training set's statistics; eval and predict use
-them), are the last F of the 16 latent dimensions; the first :data:`DEEP_DIM` are a linear fusion
-of the CNN's time mean(s) and the features. The head is ContrastiveCNN's ``Linear(16, 8) ->
-Linear(8, 1)`` plus a direct ``Linear(16, 1)`` before the sigmoid, so the linear model on the
-alignment features is one layer away (it trains as fast as the linear model itself, also in the
-two-step head stage), and the latent that the contrastive loss shapes carries the alignment.
+them), enter the 16-d latent through a trainable fusion with the CNN's time mean(s), and reach
+the head directly: the head is ContrastiveCNN's ``Linear(16, 8) -> Linear(8, 1)`` on the latent
+plus a direct ``Linear(16 + F, 1)`` on the latent and the features (the wide part) before the
+sigmoid, so the linear model on the alignment features is one layer away (it trains as fast as
+the linear model itself, also in the two-step head stage, which reads :meth:`_Informed.head_input`).
+The contrastive loss shapes the latent, every dimension of which is trainable: with the fixed
+standardised features inside the latent (the first version) their pairwise distances (about
+2F squared for random pairs) dominated the loss and its early stopping on short recordings.
 
 * :class:`SIConvNet` (``si-*`` models): the encoder's conv blocks (kernel 7, stride 3, 4 -> 8 ->
   16 channels, as PCConvNet's) read three channels: performance, reference, and their difference
   where both are voiced (which is where note errors show); their masked time mean is fused with
-  the features ``Linear(16 + F, 16 - F)``. The time mean instead of
+  the features ``Linear(16 + F, 16)``. The time mean instead of
   PCConvNet's final kernel-35 convolution is ours: it takes recordings of any length from 79
   frames (0.46 s) on, so short recordings (a few seconds) are read whole.
 * :class:`JointEmbedNet` (``joint-embed*``): two encoders of PCConvNet's shape, one for the
   performance and one for the reference; their 16-d time means, concatenated with their
-  difference and the features, go through ``Linear(48 + F, 16 - F)``; the same latent and head.
+  difference and the features, go through ``Linear(48 + F, 16)``; the same latent and head.
 
 Every one of them trains with each loss the project has (:data:`INFORMED`): MSE alone
 (``si-pcconvnet``, ``joint-embed``), two-step contrastive (``si-contrastive``,
@@ -55,8 +58,7 @@ MIN_FRAMES = 79  # the encoder's receptive field (79 -> 25 -> 7 -> 1 frames)
 SHORT_CHUNK_QUANTILE = 0.1  # ours: auto chunk length = this quantile of the training lengths, when shorter than the paper's
 N_SIDE = len(ALL_FEATURES)  # alignment features per recording
 IN_CHANNELS = 4 + N_SIDE  # performance, reference, two calibration channels, the features
-DEEP_DIM = C.LATENT_DIM - N_SIDE  # latent dimensions from the fusion; the other N_SIDE are the features
-assert DEEP_DIM >= 4, "the latent needs room beside the alignment features"
+HEAD_IN = C.LATENT_DIM + N_SIDE  # what the head reads: the latent, then the standardised features
 
 
 def decode_side(x: torch.Tensor) -> torch.Tensor:
@@ -95,15 +97,16 @@ def _pool(h: torch.Tensor, lengths: torch.Tensor | None, batch: int, members: in
 
 
 class _SIEncoder(nn.Module):
-    """(batch, K, C, n) -> (batch, K, 16): three channels (performance, reference, difference) in
-    one encoder, fused with the standardised alignment features."""
+    """(batch, K, C, n) -> (batch, K, 16 + F): three channels (performance, reference, difference)
+    in one encoder, fused with the standardised alignment features into the 16-d latent; then the
+    features."""
 
     def __init__(self, members: int) -> None:
         super().__init__()
         self.members = members
         self.blocks = _blocks(3, members)
         self.side = _Side(members)
-        self.fuse = GroupLinear(C.LATENT_DIM + N_SIDE, DEEP_DIM, members=members)
+        self.fuse = GroupLinear(C.LATENT_DIM + N_SIDE, C.LATENT_DIM, members=members)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         p, r = x[:, :, 0], x[:, :, 1]  # (batch, K, n) each
@@ -111,12 +114,12 @@ class _SIEncoder(nn.Module):
         h = torch.stack([p, r, diff], dim=2).flatten(1, 2)  # (batch, K*3, n), member-major
         z = _pool(self.blocks(h), lengths, x.shape[0], self.members)  # (batch, K, 16)
         side = self.side(x)  # (batch, K, F)
-        return torch.cat([self.fuse(torch.cat([z, side], dim=2)), side], dim=2)  # (batch, K, 16)
+        return torch.cat([self.fuse(torch.cat([z, side], dim=2)), side], dim=2)  # (batch, K, 16 + F)
 
 
 class _JointEncoder(nn.Module):
-    """(batch, K, C, n) -> (batch, K, 16): a performance and a reference encoder, fused linearly
-    with the standardised alignment features."""
+    """(batch, K, C, n) -> (batch, K, 16 + F): a performance and a reference encoder, fused linearly
+    with the standardised alignment features into the 16-d latent; then the features."""
 
     def __init__(self, members: int) -> None:
         super().__init__()
@@ -124,33 +127,34 @@ class _JointEncoder(nn.Module):
         self.perf = _blocks(1, members)
         self.ref = _blocks(1, members)
         self.side = _Side(members)
-        self.fuse = GroupLinear(3 * C.LATENT_DIM + N_SIDE, DEEP_DIM, members=members)
+        self.fuse = GroupLinear(3 * C.LATENT_DIM + N_SIDE, C.LATENT_DIM, members=members)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         b, k = x.shape[0], self.members
         zp = _pool(self.perf(x[:, :, 0].contiguous()), lengths, b, k)  # (batch, K, 16)
         zr = _pool(self.ref(x[:, :, 1].contiguous()), lengths, b, k)  # (batch, K, 16)
         side = self.side(x)  # (batch, K, F)
-        return torch.cat([self.fuse(torch.cat([zp, zr, zp - zr, side], dim=2)), side], dim=2)  # (batch, K, 16)
+        return torch.cat([self.fuse(torch.cat([zp, zr, zp - zr, side], dim=2)), side], dim=2)  # (batch, K, 16 + F)
 
 
 class _WideHead(nn.Module):
-    """(batch, K, 16) latent -> (batch, K, 1) logit: ContrastiveCNN's ``Linear(16, 8) -> Linear(8, 1)``
-    plus a direct ``Linear(16, 1)`` (the wide part: a linear model on the latent, which holds the
-    standardised alignment features, in one layer)."""
+    """(batch, K, 16 + F) latent and features -> (batch, K, 1) logit: ContrastiveCNN's
+    ``Linear(16, 8) -> Linear(8, 1)`` on the latent plus a direct ``Linear(16 + F, 1)`` on the latent
+    and the standardised features (the wide part: a linear model on the features in one layer)."""
 
     def __init__(self, members: int) -> None:
         super().__init__()
         self.deep = nn.Sequential(GroupLinear(C.LATENT_DIM, HEAD_HIDDEN, members=members),
                                   GroupLinear(HEAD_HIDDEN, 1, members=members))
-        self.wide = GroupLinear(C.LATENT_DIM, 1, members=members)
+        self.wide = GroupLinear(HEAD_IN, 1, members=members)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.deep(z) + self.wide(z)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.deep(h[..., : C.LATENT_DIM]) + self.wide(h)
 
 
 class _Informed(nn.Module):
-    """Shared API of the models (as raympa.models'): forward, latent, forward_latent, predict_from_latent."""
+    """Shared API of the models (as raympa.models'): forward, latent, forward_latent; the head reads the latent
+    and the features (head_input, predict_from_head_input in place of predict_from_latent)."""
 
     min_frames = MIN_FRAMES
     latent_dim = C.LATENT_DIM
@@ -181,24 +185,27 @@ class _Informed(nn.Module):
             raise ValueError(f"{type(self).__name__} needs at least {self.min_frames} frames per contour, got {shortest}")
         return x, squeeze
 
-    def predict_from_latent(self, z: torch.Tensor) -> torch.Tensor:
-        """(batch, [K,] 16) latent -> (batch, [K]) rating in (0, 1)."""
-        if z.dim() == 2:
-            return torch.sigmoid(self.head(z.unsqueeze(1)))[:, 0, 0]
-        return torch.sigmoid(self.head(z))[..., 0]
+    def head_input(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, [K,] 16 + F): the latent, then the standardised features (what the head reads;
+        the two-step head stage trains on it with the encoder frozen)."""
+        x, squeeze = self._input(x, lengths)
+        h = self.encoder(x, lengths)  # (batch, K, 16 + F)
+        return h[:, 0] if squeeze else h
+
+    def predict_from_head_input(self, h: torch.Tensor) -> torch.Tensor:
+        """(batch, [K,] 16 + F) head input -> (batch, [K]) rating in (0, 1)."""
+        if h.dim() == 2:
+            return torch.sigmoid(self.head(h.unsqueeze(1)))[:, 0, 0]
+        return torch.sigmoid(self.head(h))[..., 0]
 
     def latent(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, [K,] 16) joint latent (the one the contrastive loss shapes)."""
-        x, squeeze = self._input(x, lengths)
-        z = self.encoder(x, lengths)  # (batch, K, 16)
-        return z[:, 0] if squeeze else z
+        """(batch, [K,] 16) latent (the one the contrastive loss shapes; every dimension trainable)."""
+        return self.head_input(x, lengths)[..., : C.LATENT_DIM]
 
     def forward_latent(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Prediction (batch, [K]) and latent (batch, [K,] 16) from one pass."""
-        x, squeeze = self._input(x, lengths)
-        z = self.encoder(x, lengths)  # (batch, K, 16)
-        pred = self.predict_from_latent(z)  # (batch, K)
-        return (pred[:, 0], z[:, 0]) if squeeze else (pred, z)
+        h = self.head_input(x, lengths)  # (batch, [K,] 16 + F)
+        return self.predict_from_head_input(h), h[..., : C.LATENT_DIM]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_latent(x, lengths)[0]

@@ -43,10 +43,12 @@ class Stage:
         """What the loss needs of the model on a training batch: prediction and/or latent."""
         import torch
 
-        if self.frozen_encoder:
+        if self.frozen_encoder:  # what the head reads: the latent (reference-informed models: and the features)
+            read = getattr(model, "head_input", model.latent)
+            predict = getattr(model, "predict_from_head_input", None) or model.predict_from_latent
             with torch.no_grad():
-                z = model.latent(x)  # (batch, [K,] 16), frozen encoder
-            return model.predict_from_latent(z), None
+                h = read(x)  # (batch, [K,] 16[ + F]), frozen encoder
+            return predict(h), None
         if self.loss == "mse":
             return model(x), None
         if self.loss == "contrastive":

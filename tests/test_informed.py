@@ -9,7 +9,7 @@ import torch
 from raympa import constants as C
 from raympa.config import TrainConfig
 from raympa.dataset import normalize, side_channels
-from raympa.informed import DEEP_DIM, IN_CHANNELS, INFORMED, MIN_FRAMES, N_SIDE, auto_chunk_frames, decode_side
+from raympa.informed import IN_CHANNELS, INFORMED, MIN_FRAMES, N_SIDE, auto_chunk_frames, decode_side
 from raympa.members import member_state, stack_members
 from raympa.models import build_model
 from raympa.stages import STAGES
@@ -41,7 +41,10 @@ def test_shapes_and_head_encoder_split(name):
     pred, z = model.forward_latent(x)
     assert pred.shape == (5,) and z.shape == (5, C.LATENT_DIM)
     assert torch.all((pred > 0) & (pred < 1))
-    torch.testing.assert_close(model.predict_from_latent(z), pred)
+    h = model.head_input(x)  # the latent, then the standardised features
+    assert h.shape == (5, C.LATENT_DIM + N_SIDE)
+    torch.testing.assert_close(h[:, : C.LATENT_DIM], z)
+    torch.testing.assert_close(model.predict_from_head_input(h), pred)
     enc = {id(p) for p in model.encoder.parameters()}
     head = {id(p) for p in model.head.parameters()}
     assert enc and head and not enc & head
@@ -88,8 +91,8 @@ def test_alignment_features_reach_the_prediction_and_latent(name):
 
 @pytest.mark.parametrize("name", ["si-pcconvnet", "joint-embed-contrastive"])
 def test_linear_model_on_the_features_is_one_layer(name):
-    """The latent ends with the standardised features, and the head's wide part reads them in one
-    linear layer: the linear model on the features is sigmoid(wide(z)) with the deep part at 0."""
+    """The head input ends with the standardised features, and the head's wide part reads them in one
+    linear layer: the linear model on the features is sigmoid(wide(h)) with the deep part at 0."""
     model = build_model(name).eval()
     with torch.no_grad():
         for lin in model.head.deep:
@@ -97,11 +100,11 @@ def test_linear_model_on_the_features_is_one_layer(name):
             lin.bias.zero_()
         model.head.wide.weight.zero_()
         model.head.wide.bias.fill_(0.5)
-        model.head.wide.weight[0, DEEP_DIM + 1] = 2.0  # the second feature
+        model.head.wide.weight[0, C.LATENT_DIM + 1] = 2.0  # the second feature
     side = torch.zeros(6, N_SIDE)
     side[:, 1] = torch.linspace(-1, 1, 6)
-    z = model.latent(_x(6, 200, side=side))
-    torch.testing.assert_close(z[:, DEEP_DIM:], side / (1 + 1e-5) ** 0.5)  # BatchNorm at its initial statistics
+    h = model.head_input(_x(6, 200, side=side))
+    torch.testing.assert_close(h[:, C.LATENT_DIM:], side / (1 + 1e-5) ** 0.5)  # BatchNorm at its initial statistics
     torch.testing.assert_close(model(_x(6, 200, side=side)), torch.sigmoid(0.5 + 2 * side[:, 1] / (1 + 1e-5) ** 0.5))
 
 
@@ -255,3 +258,44 @@ def test_cli_short_recordings_auto_chunk_pitch_range_and_real_audio(tmp_path, sh
     assert "--piece" in capsys.readouterr().err
     assert main(["train", "--ratings", ratings, "--contours", contours, "--out", str(run), "--model", "pcconvnet",
                  "--chunk-frames", "many"]) == 2
+
+
+@pytest.mark.parametrize("name", ["si-contrastive-jl", pytest.param("joint-embed-contrastive", marks=pytest.mark.slow)])
+def test_contrastive_loss_is_not_held_up_by_the_fixed_features(name):
+    """Same-bin recordings with very different alignment features: the weighted contrastive loss on
+    the latent can still be trained to about 0 (fixed standardised features inside the latent
+    would leave about 0.5 * 2F of it), and the features still reach the prediction."""
+    from raympa.losses import pair_up, weighted_contrastive_loss
+
+    torch.manual_seed(0)
+    model = build_model(name)
+    side = 3 * torch.randn(8, N_SIDE, generator=torch.Generator().manual_seed(1))
+    x = _x(8, MIN_FRAMES, seed=2, side=side)
+    y = torch.full((8,), 0.9)  # one rating bin
+    i, j = pair_up(8, "all")
+    with torch.no_grad():
+        h = model.train().head_input(x)[:, C.LATENT_DIM:]  # the standardised features
+    fixed = float(weighted_contrastive_loss(h[i], h[j], y[i], y[j]))
+    opt = torch.optim.Adam(model.encoder.parameters(), lr=0.05)
+    for _ in range(60):
+        z = model.latent(x)
+        loss = weighted_contrastive_loss(z[i], z[j], y[i], y[j])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert fixed > 5.0 and loss.item() < 0.02 * fixed
+    model.eval()
+    assert not torch.allclose(model(x), model(_x(8, MIN_FRAMES, seed=2, side=side + 1.0)))
+
+
+def test_head_stage_reads_the_features_with_the_encoder_frozen():
+    from raympa.stages import HEAD
+
+    model = build_model("si-contrastive").eval()
+    x = _x(5, 300, seed=4)
+    pred, z = HEAD.forward(model, x)
+    assert z is None
+    torch.testing.assert_close(pred, model(x))
+    pred.sum().backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert float(model.head.wide.weight.grad[0, C.LATENT_DIM:].abs().sum()) > 0  # the features, one layer away
