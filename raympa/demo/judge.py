@@ -41,12 +41,12 @@ class Deviation:
 
 # Ranges are ours (chosen to span "clean" to "struggling" for school-age players). Deviations that
 # change a contour's global statistics (restarts, hesitations, choppy playing) are rare or mostly a
-# matter of style, so that the ratings show only against the score; extra and cracked notes use the
-# etude's own pitches, and a misplaced breath moves by a few notes, for the same reason.
+# matter of style, so that the ratings show only against the score; wrong, extra and cracked notes
+# use the etude's own pitches, and a misplaced breath moves by a few notes, for the same reason.
 DEVIATIONS: dict[str, Deviation] = {
     "wrong_notes": Deviation("note_accuracy", 0.0, 0.22, 1.3, "fraction of played notes",
-                             "a wrong pitch (a neighbour, a missed accidental) played in tune; a quarter "
-                             "corrected mid-note; falls on hard notes"),
+                             "a wrong pitch (a neighbour among the etude's own pitches, a missed accidental) "
+                             "played in tune; a quarter corrected mid-note; falls on hard notes"),
     "fluffed_notes": Deviation("note_accuracy", 0.0, 0.14, 1.3, "fraction of played notes",
                                "a cracked, breathy note that starts on a neighbouring pitch (up to 2.5 "
                                "semitones off) and slides in; rarely a squeak (clarinet, a twelfth up) or an "

@@ -7,7 +7,7 @@ What a student does to the score (amounts in :data:`raympa.demo.judge.DEVIATIONS
   A musical player shapes each phrase (a slight push into its middle, easing at its end).
 * *Notes.* Errors fall where the score is hard (:func:`raympa.demo.etudes.note_difficulty`): a
   note's chance of an error is the student's amount times its difficulty weight. Wrong notes are
-  neighbours a semitone or a tone away, played in tune (a quarter corrected mid-note); fluffed
+  neighbours among the etude's own pitches, played in tune (a quarter corrected mid-note); fluffed
   notes are audible: cracked, starting on a neighbouring pitch and sliding in within tens of
   milliseconds, rarely a squeak or an octave slip; extra notes are short neighbours (again the
   etude's pitches) squeezed in. Nothing goes silent except where players stop: breaths,
@@ -211,9 +211,7 @@ def _notes(etude: Etude, a: dict[str, float], rng: np.random.Generator, plan: _P
     target = etude.pitch[o].astype(float)
     wrong = rng.random(m) < np.minimum(0.8, float(a["wrong_notes"]) * weight[o])
     fluff = (rng.random(m) < np.minimum(0.8, float(a["fluffed_notes"]) * weight[o])) & ~wrong
-    offset = rng.choice([-2.0, -1.0, 1.0, 2.0], size=m, p=[0.2, 0.3, 0.3, 0.2])  # a neighbour, a missed accidental
-    offset = np.clip(target + offset, *pitch_range) - target
-    offset[offset == 0] = np.where(target[offset == 0] > pitch_range[0], -1.0, 1.0)  # wrong stays wrong
+    offset = _neighbours(etude.pitch, etude.pitch[o], rng) - target  # the etude's own pitches
     corrected = wrong & (rng.random(m) < 0.25)
     slip = fluff & (rng.random(m) < SLIP_SHARE)
     slip_up = np.clip(target + SLIP_SEMITONES[instrument], None, pitch_range[1] + 12) - target
