@@ -83,7 +83,7 @@ def fold_data(demo: Path, reference: str, criterion: str, fold: int, folds: int,
 
 
 def run_row(demo: Path, model: str, reference: str, criterion: str, *, seeds: int, epochs: int, patience: int,
-            folds: int, cache: dict) -> tuple[np.ndarray, dict[str, float]]:
+            folds: int, cache: dict, jl_lambda: float = 1.0) -> tuple[np.ndarray, dict[str, float]]:
     """Out-of-fold test R² per seed (every recording predicted by the fold that held it out), and run facts."""
     from raympa.evaluate import r2
     from raympa.informed import auto_chunk_frames
@@ -97,7 +97,8 @@ def run_row(demo: Path, model: str, reference: str, criterion: str, *, seeds: in
         train = data.indices(split="train", criterion=criterion)
         chunk = auto_chunk_frames(data.lengths[train], min_frames=build_model(model).min_frames)
         cfgs = [TrainConfig(model=model, criterion=criterion, reference=reference, seed=s, epochs=epochs,
-                            encoder_epochs=max(1, epochs // 2), patience=patience, threads=1, chunk_frames=chunk)
+                            encoder_epochs=max(1, epochs // 2), patience=patience, threads=1, chunk_frames=chunk,
+                            jl_lambda=jl_lambda)
                 for s in range(seeds)]
         for s, r in enumerate(fit_members(cfgs, data)):
             if isinstance(r, BaseException):
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--models", nargs="+", default=list(dict.fromkeys(m for m, _ in ROWS)))
     ap.add_argument("--references", nargs="+", default=["table", "peers"], choices=["table", "peers"])
+    ap.add_argument("--jl-lambda", type=float, default=1.0, help="lambda of the joint loss (paper: 1)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--smoke-test", action="store_true")
     ap.add_argument("--features-only", action="store_true", help="only the alignment features' R² (no training)")
@@ -219,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Reference-informed models on `{args.demo.name}`", "",
              f"Command: `python benchmarks/bench_references.py --demo {args.demo.name} --seeds {args.seeds} "
              f"--epochs {args.epochs} --patience {args.patience} --folds {args.folds} --criteria "
-             f"{' '.join(args.criteria)} --models {' '.join(args.models)} --references {' '.join(args.references)}`",
+             f"{' '.join(args.criteria)} --models {' '.join(args.models)} --references {' '.join(args.references)}"
+             + (f" --jl-lambda {args.jl_lambda:g}" if args.jl_lambda != 1.0 else "") + "`",
              "", f"Out-of-fold R² ({args.folds} folds: each recording is predicted by the models trained without it; "
              "in each fold an eighth of the training recordings is the validation set of early stopping), mean ± sd "
              f"over seeds 0-{args.seeds - 1} (the seeds of one fold train as one batched run); p: paired t-test "
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         base, gains = None, {}
         for model, ref in rows:
             r2, facts = run_row(args.demo, model, ref, crit, seeds=args.seeds, epochs=args.epochs,
-                                patience=args.patience, folds=args.folds, cache=cache)
+                                patience=args.patience, folds=args.folds, cache=cache, jl_lambda=args.jl_lambda)
             base = r2 if base is None and model == "pcconvnet" else base
             b = base if base is not None else np.full_like(r2, np.nan)
             p = float(stats.ttest_rel(r2, b).pvalue) if model != "pcconvnet" and len(r2) > 1 else float("nan")
