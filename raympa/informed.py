@@ -50,8 +50,8 @@ from torch import nn
 from raympa import constants as C
 from raympa.align import ALL_FEATURES
 from raympa.dataset import SIDE_HIGH, SIDE_LOW
-from raympa.models import (CHANNELS, HEAD_HIDDEN, KERNEL, STRIDE, ConvEncoder, GroupBatchNorm1d, GroupConv1d,
-                           GroupLinear, masked_time_mean)
+from raympa.models import (CHANNELS, HEAD_HIDDEN, KERNEL, STRIDE, ConvEncoder, GroupBatchNorm1d, GroupBlocks,
+                           GroupConv1d, GroupLinear, masked_time_mean)
 
 DIFF_SCALE = 10.0  # ours: the difference channel is small after pitch normalisation; BatchNorm rescales anyway
 MIN_FRAMES = 79  # the encoder's receptive field (79 -> 25 -> 7 -> 1 frames)
@@ -82,12 +82,12 @@ class _Side(nn.Module):
         return self.norm(decode_side(x).reshape(b, k * N_SIDE)).view(b, k, N_SIDE)
 
 
-def _blocks(c_in: int, members: int) -> nn.Sequential:
-    """PCConvNet's three conv blocks on ``c_in`` input channels per member."""
+def _blocks(c_in: int, members: int) -> GroupBlocks:
+    """PCConvNet's three conv blocks on ``c_in`` input channels per member (as batched matmuls, raympa.models)."""
     layers: list[nn.Module] = []
     for a, b in zip((c_in, *CHANNELS[1:-1]), CHANNELS[1:]):
         layers += [GroupConv1d(a, b, KERNEL, STRIDE, members=members), GroupBatchNorm1d(b, members=members), nn.ReLU()]
-    return nn.Sequential(*layers)
+    return GroupBlocks(*layers)
 
 
 def _pool(h: torch.Tensor, lengths: torch.Tensor | None, batch: int, members: int) -> torch.Tensor:
