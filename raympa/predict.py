@@ -69,10 +69,11 @@ def make_predictor(checkpoint: dict[str, Any] | str | Path, *, device: str = "au
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     dev = resolve_device(device)
     model = build_model(ckpt["model"])
-    missing = sorted(set(model.state_dict()) - set(ckpt["model_state"]))
-    if missing and getattr(model, "in_channels", 1) > 2:
-        raise ValueError(f"this {ckpt['model']} checkpoint predates the alignment features its model now reads "
-                         f"(no {missing[0]}); retrain it with this version of raympa")
+    want, got = model.state_dict(), ckpt["model_state"]
+    differ = sorted(set(want) ^ set(got)) or [k for k in want if tuple(want[k].shape) != tuple(got[k].shape)]
+    if differ and getattr(model, "in_channels", 1) > 2:  # an informed model of an earlier layout
+        raise ValueError(f"this {ckpt['model']} checkpoint was written for an earlier layout of its model "
+                         f"({differ[0]} differs); retrain it with this version of raympa")
     model.load_state_dict(ckpt["model_state"])
     return Predictor(model=model.to(dev).eval(), checkpoint=ckpt, device=dev)
 

@@ -207,6 +207,11 @@ def test_training_with_references_and_batched_seeds(name):
                                                    if ".side." not in k})
     with pytest.raises(ValueError, match="retrain"):
         predict_contours(old, [data.contour(0)], references=[ref0], features=[data.side[0]])
+    state = results[0].checkpoint["model_state"]  # same names, an earlier shape (the fusion before the features)
+    fuse = next(k for k in state if k.endswith("fuse.weight"))
+    resized = dict(results[0].checkpoint, model_state={**state, fuse: state[fuse][:, :-1]})
+    with pytest.raises(ValueError, match="retrain"):
+        predict_contours(resized, [data.contour(0)], references=[ref0], features=[data.side[0]])
     with pytest.raises(ValueError, match="reference"):
         fit_members(cfgs[:1], plain)  # the same model on contours without references
 
