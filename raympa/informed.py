@@ -51,7 +51,7 @@ from raympa import constants as C
 from raympa.align import ALL_FEATURES
 from raympa.dataset import SIDE_HIGH, SIDE_LOW
 from raympa.models import (CHANNELS, HEAD_HIDDEN, KERNEL, STRIDE, ConvEncoder, GroupBatchNorm1d, GroupBlocks,
-                           GroupConv1d, GroupLinear, masked_time_mean)
+                           GroupConv1d, GroupLinear, head_rating, masked_time_mean)
 
 DIFF_SCALE = 10.0  # ours: the difference channel is small after pitch normalisation; BatchNorm rescales anyway
 MIN_FRAMES = 79  # the encoder's receptive field (79 -> 25 -> 7 -> 1 frames)
@@ -154,7 +154,7 @@ class _WideHead(nn.Module):
 
 class _Informed(nn.Module):
     """Shared API of the models (as raympa.models'): forward, latent, forward_latent; the head reads the latent
-    and the features (head_input, predict_from_head_input in place of predict_from_latent)."""
+    and the features (head_input, predict_from_head_input)."""
 
     min_frames = MIN_FRAMES
     latent_dim = C.LATENT_DIM
@@ -194,9 +194,7 @@ class _Informed(nn.Module):
 
     def predict_from_head_input(self, h: torch.Tensor) -> torch.Tensor:
         """(batch, [K,] 16 + F) head input -> (batch, [K]) rating in (0, 1)."""
-        if h.dim() == 2:
-            return torch.sigmoid(self.head(h.unsqueeze(1)))[:, 0, 0]
-        return torch.sigmoid(self.head(h))[..., 0]
+        return head_rating(self.head, h)
 
     def latent(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, [K,] 16) latent (the one the contrastive loss shapes; every dimension trainable)."""

@@ -34,7 +34,8 @@ members back to back along its first axis, so ``t.view(K, -1)[k]`` is member k's
 (:func:`raympa.members.member_state`).
 
 Adding a model: a subclass of :class:`_Base` built from these layers, taking ``members``, with
-``encoder`` (and ``head`` when a stage trains it alone) as attributes, registered in
+``encoder`` (and ``head``, ``head_input`` and ``predict_from_head_input`` when a stage trains the
+head alone on the frozen encoder) as attributes, registered in
 :data:`MODEL_CLASSES` under a name of :data:`raympa.constants.MODELS`.
 """
 
@@ -78,6 +79,13 @@ def masked_time_mean(h: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     t = torch.arange(h.shape[2], device=h.device)  # (time,)
     mask = (t[None, :] < valid[:, None]).to(h.dtype)  # (batch, time)
     return (h * mask[:, None, :]).sum(dim=2) / valid.clamp(min=1).to(h.dtype)[:, None]
+
+
+def head_rating(head: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """A stacked head on (batch, [K,] d) inputs -> (batch, [K]) rating in (0, 1) (sigmoid of its output)."""
+    if h.dim() == 2:
+        return torch.sigmoid(head(h.unsqueeze(1)))[:, 0, 0]
+    return torch.sigmoid(head(h))[..., 0]
 
 
 class GroupConv1d(nn.Conv1d):
@@ -391,17 +399,19 @@ class ContrastiveCNN(_Base):
             GroupLinear(HEAD_HIDDEN, 1, members=members),
         )
 
-    def predict_from_latent(self, z: torch.Tensor) -> torch.Tensor:
+    def head_input(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, [K,] 16) what the head reads: the embedding (the two-step head stage trains on it)."""
+        return self.latent(x, lengths)
+
+    def predict_from_head_input(self, z: torch.Tensor) -> torch.Tensor:
         """(batch, [K,] 16) embedding -> (batch, [K]) rating in (0, 1)."""
-        if z.dim() == 2:
-            return torch.sigmoid(self.head(z.unsqueeze(1)))[:, 0, 0]
-        return torch.sigmoid(self.head(z))[..., 0]
+        return head_rating(self.head, z)
 
     def _forward_latent(
         self, x: torch.Tensor, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         _, z = self._latent(x, lengths)  # (batch, K, 16)
-        return self.predict_from_latent(z), z
+        return self.predict_from_head_input(z), z
 
 
 # model name -> class (pcconvnet: Pati et al. 2018; the contrastive two: Seshadri & Lerch 2021)

@@ -44,11 +44,9 @@ class Stage:
         import torch
 
         if self.frozen_encoder:  # what the head reads: the latent (reference-informed models: and the features)
-            read = getattr(model, "head_input", model.latent)
-            predict = getattr(model, "predict_from_head_input", None) or model.predict_from_latent
             with torch.no_grad():
-                h = read(x)  # (batch, [K,] 16[ + F]), frozen encoder
-            return predict(h), None
+                h = model.head_input(x)  # (batch, [K,] 16[ + F]), frozen encoder
+            return model.predict_from_head_input(h), None
         if self.loss == "mse":
             return model(x), None
         if self.loss == "contrastive":
