@@ -27,6 +27,7 @@ Pairing = Literal["halves", "all"]
 Chunking = Literal["random", "fixed", "code"]
 PitchNorm = Literal["midi127", "midi36_72"]
 Backend = Literal["fast", "librosa"]
+HeadNorm = Literal["standardize", "none"]
 assert get_args(ModelName) == C.MODELS, "ModelName must list raympa.constants.MODELS"
 assert get_args(Reference) == C.REFERENCE_MODES, "Reference must list raympa.constants.REFERENCE_MODES"
 
@@ -94,6 +95,13 @@ class TrainConfig:
     epochs: int = 300
     encoder_epochs: int = 150  # paper (sec. 4.2) and code: two-step encoder epochs
     patience: int = 75  # paper (sec. 4.2): early stopping (code: 100 regression, 250 encoder)
+    # a new best validation loss must be below the best by more than this fraction of it (relative; as the
+    # min_delta of Keras' EarlyStopping, which is absolute); 0 = any decrease (paper and code)
+    min_delta: float = 0.0
+    # ours: the two-step head stage standardises what the head reads with the training recordings' mean and
+    # sd (computed once when the stage starts, kept in the model: raympa.models.HeadScaler); "none" = the
+    # paper's and the code's head on the raw embedding (its small spread around a large mean makes SGD crawl)
+    head_norm: HeadNorm = "standardize"
     momentum: float = 0.9  # paper (sec. 4.2) and code
     weight_decay: float = 1e-5  # paper (sec. 4.2) and code
     device: str = "auto"  # "auto" = CUDA when present, else CPU
@@ -139,6 +147,7 @@ class TrainConfig:
             "chunking": ("random", "fixed", "code"),
             "pitch_norm": ("midi127", "midi36_72"),
             "reference": C.REFERENCE_MODES,
+            "head_norm": ("standardize", "none"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -153,6 +162,8 @@ class TrainConfig:
             raise ValueError("learning rates must be > 0")
         if self.chunks_per_recording < 1 or self.patience < 1 or self.epochs < 1 or self.encoder_epochs < 1:
             raise ValueError("chunks_per_recording, patience, epochs and encoder_epochs must be >= 1")
+        if not 0 <= self.min_delta < 1:
+            raise ValueError(f"min_delta={self.min_delta}; need 0 <= min_delta < 1 (a fraction of the best loss)")
         if self.min_steps_per_epoch < 0:
             raise ValueError(f"min_steps_per_epoch={self.min_steps_per_epoch}; need >= 0 (0 = off)")
         if self.pitch_shift < 0 or self.rnc_temperature <= 0:

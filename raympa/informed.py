@@ -51,7 +51,7 @@ from raympa import constants as C
 from raympa.align import ALL_FEATURES
 from raympa.dataset import SIDE_HIGH, SIDE_LOW
 from raympa.models import (CHANNELS, HEAD_HIDDEN, KERNEL, STRIDE, ConvEncoder, GroupBatchNorm1d, GroupBlocks,
-                           GroupConv1d, GroupLinear, head_rating, masked_time_mean)
+                           GroupConv1d, GroupLinear, HeadScaler, head_rating, masked_time_mean)
 
 DIFF_SCALE = 10.0  # ours: the difference channel is small after pitch normalisation; BatchNorm rescales anyway
 MIN_FRAMES = 79  # the encoder's receptive field (79 -> 25 -> 7 -> 1 frames)
@@ -168,6 +168,7 @@ class _Informed(nn.Module):
         self.members = members
         self.encoder = self.encoder_class(members)
         self.head = _WideHead(members)
+        self.head_scaler = HeadScaler(HEAD_IN, members=members)
 
     def _input(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
         """Check ``x`` and bring it to (batch, K, C, n); True when outputs lose the member axis."""
@@ -193,8 +194,8 @@ class _Informed(nn.Module):
         return h[:, 0] if squeeze else h
 
     def predict_from_head_input(self, h: torch.Tensor) -> torch.Tensor:
-        """(batch, [K,] 16 + F) head input -> (batch, [K]) rating in (0, 1)."""
-        return head_rating(self.head, h)
+        """(batch, [K,] 16 + F) head input -> (batch, [K]) rating in (0, 1) (through ``head_scaler`` first)."""
+        return head_rating(self.head, self.head_scaler(h))
 
     def latent(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, [K,] 16) latent (the one the contrastive loss shapes; every dimension trainable)."""

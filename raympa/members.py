@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # TrainConfig fields that may differ between members (numbers only: every member takes the same
 # batches' shape and the same stages); every other field must be equal
 MEMBER_FIELDS = ("seed", "lr", "encoder_lr", "margin", "n_bins", "jl_lambda", "rnc_temperature",
-                 "epochs", "encoder_epochs", "patience", "pitch_shift")
+                 "epochs", "encoder_epochs", "patience", "min_delta", "pitch_shift")
 
 
 def check_members(cfgs: Sequence[TrainConfig]) -> None:
@@ -198,6 +198,12 @@ class MemberSGD:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.set_momentum_buffers([None if b is None else b.to(p.device) for b, p in zip(state["buffers"], self.params)])
+
+
+def improves(loss: float, best: float, *, min_delta: float) -> bool:
+    """A new best validation loss: below ``best`` by more than ``min_delta`` times ``|best|`` (relative, as
+    ``TrainConfig.min_delta``; 0 = any decrease, the paper's rule); always, when there is no best yet."""
+    return not math.isfinite(best) or loss < best - min_delta * abs(best)
 
 
 @dataclass

@@ -34,8 +34,8 @@ members back to back along its first axis, so ``t.view(K, -1)[k]`` is member k's
 (:func:`raympa.members.member_state`).
 
 Adding a model: a subclass of :class:`_Base` built from these layers, taking ``members``, with
-``encoder`` (and ``head``, ``head_input`` and ``predict_from_head_input`` when a stage trains the
-head alone on the frozen encoder) as attributes, registered in
+``encoder`` (and ``head``, ``head_scaler``, ``head_input`` and ``predict_from_head_input`` when a stage
+trains the head alone on the frozen encoder) as attributes, registered in
 :data:`MODEL_CLASSES` under a name of :data:`raympa.constants.MODELS`.
 """
 
@@ -79,6 +79,36 @@ def masked_time_mean(h: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     t = torch.arange(h.shape[2], device=h.device)  # (time,)
     mask = (t[None, :] < valid[:, None]).to(h.dtype)  # (batch, time)
     return (h * mask[:, None, :]).sum(dim=2) / valid.clamp(min=1).to(h.dtype)[:, None]
+
+
+class HeadScaler(nn.Module):
+    """``(h - shift) / scale`` per member and dimension of what a head reads: (batch, [K,] d) -> the same.
+
+    The identity (shift 0, scale 1) unless the two-step head stage sets it (``TrainConfig.head_norm``
+    ``"standardize"``, ours): the mean and standard deviation of the training recordings' head inputs,
+    computed once when the stage starts. They are buffers, so a checkpoint carries them and prediction
+    computes what validation did. A state dict without them (written before they existed) loads as
+    the identity, which is what that model computed.
+    """
+
+    def __init__(self, dim: int, *, members: int = 1) -> None:
+        super().__init__()
+        self.members, self.dim = members, dim
+        self.register_buffer("shift", torch.zeros(members * dim))  # (K*d,) member-major
+        self.register_buffer("scale", torch.ones(members * dim))  # (K*d,)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        shape = (self.members, self.dim) if h.dim() == 3 else (self.dim,)
+        return (h - self.shift.view(shape)) / self.scale.view(shape)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        missing = [n for n in ("shift", "scale") if prefix + n not in state_dict]
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        missing_keys = args[2]  # (local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        for n in missing:
+            if prefix + n in missing_keys:
+                missing_keys.remove(prefix + n)
+            getattr(self, n).fill_(0.0 if n == "shift" else 1.0)
 
 
 def head_rating(head: nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -398,14 +428,15 @@ class ContrastiveCNN(_Base):
             GroupLinear(C.LATENT_DIM, HEAD_HIDDEN, members=members),
             GroupLinear(HEAD_HIDDEN, 1, members=members),
         )
+        self.head_scaler = HeadScaler(C.LATENT_DIM, members=members)
 
     def head_input(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, [K,] 16) what the head reads: the embedding (the two-step head stage trains on it)."""
         return self.latent(x, lengths)
 
     def predict_from_head_input(self, z: torch.Tensor) -> torch.Tensor:
-        """(batch, [K,] 16) embedding -> (batch, [K]) rating in (0, 1)."""
-        return head_rating(self.head, z)
+        """(batch, [K,] 16) embedding -> (batch, [K]) rating in (0, 1) (through ``head_scaler`` first)."""
+        return head_rating(self.head, self.head_scaler(z))
 
     def _forward_latent(
         self, x: torch.Tensor, lengths: torch.Tensor | None

@@ -70,7 +70,8 @@ def make_predictor(checkpoint: dict[str, Any] | str | Path, *, device: str = "au
     dev = resolve_device(device)
     model = build_model(ckpt["model"])
     want, got = model.state_dict(), ckpt["model_state"]
-    differ = sorted(set(want) ^ set(got)) or [k for k in want if tuple(want[k].shape) != tuple(got[k].shape)]
+    optional = {k for k in want if k.startswith("head_scaler.")}  # identity when absent (models.HeadScaler)
+    differ = sorted((set(want) ^ set(got)) - optional) or [k for k in want if tuple(want[k].shape) != tuple(got[k].shape)]
     if differ and getattr(model, "in_channels", 1) > 2:  # an informed model of an earlier layout
         raise ValueError(f"this {ckpt['model']} checkpoint was written for an earlier layout of its model "
                          f"({differ[0]} differs); retrain it with this version of raympa")

@@ -4,7 +4,8 @@ A model is a sequence of stages (:data:`STAGES`, one entry per model of
 ``raympa.constants.MODELS``); :class:`raympa.train.Trainer` runs them in order. Adding a stage
 is one :class:`Stage` row: its epochs and learning-rate fields of ``TrainConfig``, the model part
 whose parameters train, its loss (a kind of :func:`raympa.losses.stage_loss`, the same in
-training and validation), and whether the encoder is frozen.
+training and validation), and whether the encoder is frozen. A stage with a frozen encoder may
+standardise what the head reads (:func:`standardize_head_input`, ``TrainConfig.head_norm``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class Stage:
         """The model's prediction is trained (validation R² is meaningful)."""
         return self.loss != "contrastive"
 
+    def begin(self, model: Any, train: Any, cfg: Any) -> None:
+        """What the stage sets up before its first epoch: a frozen-encoder stage with ``cfg.head_norm``
+        ``"standardize"`` standardises the head's input with ``train``'s statistics (:func:`standardize_head_input`)."""
+        if self.frozen_encoder and cfg.head_norm == "standardize":
+            standardize_head_input(model, train, pitch_norm=cfg.pitch_norm, min_frames=cfg.chunk_frames)
+
     def forward(self, model: Any, x: "torch.Tensor") -> tuple["torch.Tensor | None", "torch.Tensor | None"]:
         """What the loss needs of the model on a training batch: prediction and/or latent."""
         import torch
@@ -52,6 +59,42 @@ class Stage:
         if self.loss == "contrastive":
             return None, model.latent(x)
         return model.forward_latent(x)
+
+
+HEAD_SD_FLOOR = 1e-6  # ours: a head-input dimension with a smaller sd over the training set is only centred
+
+
+class _HeadInputs:
+    """A model as :func:`raympa.evaluate.forward_full_length` sees it, with its head input as the "latent"."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.members, self.min_frames = model, model.members, model.min_frames
+        self.latent_dim = model.head_scaler.dim
+
+    def eval(self) -> "_HeadInputs":
+        self.model.eval()
+        return self
+
+    def forward_latent(self, x: "torch.Tensor", lengths: "torch.Tensor | None" = None) -> tuple[Any, "torch.Tensor"]:
+        h = self.model.head_input(x, lengths)  # (batch, [K,] d)
+        return h[..., 0], h
+
+
+def standardize_head_input(model: Any, split: Any, *, pitch_norm: str, min_frames: int) -> None:
+    """Set each member's ``model.head_scaler`` to the mean and sd of its head inputs over ``split``'s whole
+    recordings (a :class:`raympa.dataset.DeviceSplit`; encoder in eval mode, as the head stage freezes it);
+    a dimension with sd below :data:`HEAD_SD_FLOOR` keeps scale 1. Ours: ``TrainConfig.head_norm``."""
+    import torch
+
+    from raympa.evaluate import forward_full_length
+
+    _, h = forward_full_length(_HeadInputs(model), split.midi, split.begin, split.lengths, pitch_norm=pitch_norm,
+                               min_frames=min_frames, reference=split.reference)  # (recordings, [K,] d)
+    h = h.reshape(h.shape[0], model.members, -1).double()  # (recordings, K, d)
+    mean, sd = h.mean(dim=0), h.std(dim=0, unbiased=False)  # (K, d)
+    with torch.no_grad():
+        model.head_scaler.shift.copy_(mean.reshape(-1))
+        model.head_scaler.scale.copy_(torch.where(sd > HEAD_SD_FLOOR, sd, torch.ones_like(sd)).reshape(-1))
 
 
 REGRESSION = Stage("regression", "epochs", "lr", trains="all", loss="mse")

@@ -13,7 +13,9 @@ Seshadri & Lerch 2021, sections 3.1 and 4.2, with the original code's choices as
   lambda = 1). With ``pairing="all"`` the MSE term is the MSE over the batch.
 
 Every stage uses SGD (momentum 0.9, weight decay 1e-5), early stopping when the validation loss
-has not decreased for ``patience`` epochs, and keeps the model of the best validation loss. An
+has not decreased (by more than ``min_delta``, relative; :func:`improves`) for ``patience`` epochs,
+and keeps the model of the best validation loss. The two-step head reads the embedding standardised
+with the training recordings' mean and sd (``head_norm``, ours; :class:`raympa.models.HeadScaler`). An
 epoch is one pass over the training recordings with ``chunks_per_recording`` random chunks each
 (paper: one), or over all fixed windows (``chunking="fixed"``, original code). Validation is on
 the full-length validation recordings (the original code's ``vef``); the validation loss is the
@@ -45,7 +47,7 @@ from raympa.config import TrainConfig
 from raympa.dataset import ContourSet, DeviceSplit
 from raympa.evaluate import evaluate_members, r2, resolve_device  # noqa: F401 (resolve_device is public here too)
 from raympa.stages import STAGES, Stage  # noqa: F401 (STAGES is public)
-from raympa.members import MemberProgress, member_loss, to_cpu
+from raympa.members import MemberProgress, improves, member_loss, to_cpu  # noqa: F401 (improves is public here too)
 from raympa.runfolder import TrainResult, save_checkpoint, write_run  # noqa: F401 (public here too)
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ Callback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], None]
 MembersCallback = Callable[[list["dict[str, Any] | None"], Callable[[], dict[str, Any]]], None]
 
 
-STATE_FORMAT = "raympa.train-state/3"
+STATE_FORMAT = "raympa.train-state/4"
 AT_END_FRACTION = 0.05  # ours: a best epoch in the last 5% of a stage's epochs is flagged (still improving)
 
 
@@ -194,6 +196,7 @@ class Trainer:
 
         if self.optimizer is None:
             self._start_stage()
+            self.stage.begin(self.model, self.splits["train"], self.cfgs[0])  # once, at the stage's first epoch
         self.model.train()
         if self.stage.frozen_encoder:
             self.model.encoder.eval()  # frozen: BatchNorm running statistics must not move
@@ -278,7 +281,7 @@ class Trainer:
                 m.error, m.active = (f"non-finite validation loss in epoch {m.epoch} ({stage.name}); "
                                      "lower the learning rate"), False
                 continue
-            if val_loss[s] < m.best_val:
+            if improves(val_loss[s], m.best_val, min_delta=m.cfg.min_delta):
                 m.best_val, m.best_stage_epoch, m.best_epoch = val_loss[s], m.stage_epoch, m.epoch
                 copy_member(self.best, self.k, k, self.live, len(self.slots), s)
             out[k] = {

@@ -303,3 +303,11 @@ def test_cli_seeds_writes_one_single_run_folder_per_seed(tiny, tmp_path):
     assert seeds["seed"].tolist() == [0, 1, 2] and seeds["test_r2_full"].notna().all()
     pred, _ = predict_contours(out / "seed-2" / "checkpoint.pt", [tiny.contour(0)], device="cpu")
     assert 0 <= pred[0] <= 1 and math.isfinite(pred[0])
+
+
+def test_members_differing_in_min_delta_stop_where_their_single_runs_do(tiny, float64):
+    """min_delta (the improvement a new best needs) is each member's own, as in its single run."""
+    base = TrainConfig(model="contrastive", epochs=10, encoder_epochs=6, patience=2, lr=0.2, encoder_lr=0.2, **FAST)
+    cfgs = [dataclasses.replace(base, seed=0, min_delta=d) for d in (0.0, 0.05, 0.3)]
+    results = _compare(cfgs, tiny, epochs_checked=2)
+    assert len({r.metrics["epochs_run"] for r in results}) > 1  # the threshold changed where they stopped

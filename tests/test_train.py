@@ -292,3 +292,73 @@ def test_cuda_requested_without_cuda_is_a_clear_error(tiny, tmp_path, capsys):
                "--out", str(tmp_path / "run"), "--device", "cuda", "--epochs", "1"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "sees no CUDA device" in err and len(err.splitlines()) == 1
+
+
+def _train_latents(model, data, chunk_frames: int) -> torch.Tensor:
+    """(n_train, 16) latents of the whole training recordings, padded to a chunk as training pads them."""
+    from raympa.dataset import normalize
+
+    rows = []
+    for i in data.indices(split="train", criterion="note_accuracy"):
+        c = torch.from_numpy(np.array(data.contour(i)))
+        c = torch.nn.functional.pad(c, (0, max(0, chunk_frames - len(c))))
+        rows.append(model.latent(normalize(c[None], "midi127"))[0])
+    return torch.stack(rows).double()
+
+
+@pytest.mark.parametrize("head_norm", ["standardize", "none"])
+def test_head_input_standardised_with_training_stats_and_predict_round_trips(tiny, tmp_path, head_norm):
+    from raympa.models import build_model
+    from raympa.predict import predict_contours
+
+    cfg = TrainConfig(model="contrastive", encoder_epochs=2, epochs=2, patience=10, head_norm=head_norm, **FAST)
+    fit(cfg, tiny, out_dir=tmp_path)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    shift, scale = ckpt["model_state"]["head_scaler.shift"], ckpt["model_state"]["head_scaler.scale"]
+    if head_norm == "none":  # the paper's head on the raw embedding
+        assert torch.equal(shift, torch.zeros(16)) and torch.equal(scale, torch.ones(16))
+    else:  # the training recordings' mean and sd under the frozen (final) encoder
+        model = build_model("contrastive")
+        model.load_state_dict(ckpt["model_state"])
+        z = _train_latents(model.eval(), tiny, cfg.chunk_frames)
+        torch.testing.assert_close(shift.double(), z.mean(0), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(scale.double(), z.std(0, unbiased=False), rtol=1e-4, atol=1e-6)
+    lat = np.load(tmp_path / "latents.npz")
+    where = {r: i for i, r in enumerate(tiny.recording_id.astype(str))}
+    pred, _ = predict_contours(tmp_path / "checkpoint.pt", [tiny.contour(where[r]) for r in lat["recording_id"]],
+                               device="cpu")
+    np.testing.assert_allclose(pred, lat["pred"], rtol=1e-5, atol=1e-6)  # the checkpoint carries the scaler
+
+
+def test_a_state_without_the_head_scaler_loads_as_the_identity():
+    from raympa.models import build_model
+
+    old = {k: v for k, v in build_model("contrastive").state_dict().items() if not k.startswith("head_scaler.")}
+    model = build_model("contrastive")
+    with torch.no_grad():
+        model.head_scaler.shift.fill_(3.0)
+        model.head_scaler.scale.fill_(2.0)
+    model.load_state_dict(old)  # strict: the missing scaler is not an error
+    assert torch.equal(model.head_scaler.shift, torch.zeros(16)) and torch.equal(model.head_scaler.scale, torch.ones(16))
+
+
+@pytest.mark.parametrize("min_delta", [0.0, 0.02, 0.3])
+def test_min_delta_decides_the_best_epoch(tiny, min_delta):
+    """A new best must be below the best so far by more than min_delta of it; patience counts from it."""
+    from raympa.train import improves
+
+    assert improves(1.0, math.inf, min_delta=min_delta)
+    assert improves(0.97, 1.0, min_delta=0.02) and not improves(0.99, 1.0, min_delta=0.02)
+    cfg = TrainConfig(model="pcconvnet", epochs=12, patience=3, min_delta=min_delta, **FAST)
+    r = fit(cfg, tiny)
+    best, best_epoch, epochs = math.inf, 0, 0
+    for h in r.history:  # the rule by hand on the recorded validation losses
+        epochs = h["epoch"]
+        if best == math.inf or h["val_loss"] < best * (1 - min_delta):
+            best, best_epoch = h["val_loss"], h["epoch"]
+        assert (h["best_val_loss"], h["best_epoch"]) == (best, best_epoch)
+        if epochs - best_epoch >= 3:
+            break
+    assert (r.metrics["best_epoch"], r.metrics["epochs_run"]) == (best_epoch, epochs) == (best_epoch, len(r.history))
+    with pytest.raises(ValueError, match="min_delta"):
+        TrainConfig(min_delta=1.5).validate()

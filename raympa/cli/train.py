@@ -55,6 +55,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "chunks_per_recording": "random chunks per training recording per epoch (paper: 1)",
         "encoder_lr": "two-step encoder learning rate (paper 0.1; code 0.005)",
         "patience": "early-stopping patience in epochs (paper 75)",
+        "min_delta": "a new best validation loss must beat the best by this fraction of it (ours; 0 = paper)",
+        "head_norm": "standardize = the two-step head reads the embedding standardised with the training set's "
+                     "mean and sd (ours); none = the raw embedding (paper)",
         "threads": "torch CPU threads (0 = torch's default)",
         "reference": "none = the paper's; table = each row's reference_path; peers = top-rated training "
                      "recordings of the same piece_id (ours)",
