@@ -9,7 +9,7 @@ with the automatic chunk length. Reported per row: mean and sd over seeds of the
 the paired t-test against PCConvNet over the seeds, the share of the gap between PCConvNet and the
 simulator's ceiling (``raympa.demo.ceiling``, cross-validated) that the row closes, the share of
 runs whose best epoch is at the end of the budget, and for ``peers`` its gain as a share of
-``table``'s; then the alignment features alone (six and twelve, linear and boosting) on the same
+``table``'s; then the alignment features alone (the six and all sixteen, linear and boosting) on the same
 folds. A demo folder with MIDI scores (``raympa demo-data``, ``--duration 4`` for short
 recordings) and its contours (``raympa extract``) are the input.
 
@@ -124,7 +124,7 @@ def features_oof(demo: Path, reference: str, criterion: str, folds: int, cache: 
     from raympa.evaluate import r2
 
     out: dict[str, float] = {}
-    for name, n_feat in (("six", len(FEATURES)), ("twelve", None)):
+    for name, n_feat in (("six", len(FEATURES)), ("sixteen", None)):
         for est_name, make in (("linear", LinearRegression), ("boosting", lambda: HistGradientBoostingRegressor(
                 max_iter=200, learning_rate=0.05, random_state=0))):
             ys, ps = [], []
@@ -139,7 +139,7 @@ def features_oof(demo: Path, reference: str, criterion: str, folds: int, cache: 
 
 
 def features_table(demo: Path, criteria: list[str]) -> list[str]:
-    """R² of the alignment features alone (the six; all twelve with the rhythm ones), linear and boosting,
+    """R² of the alignment features alone (the six; all sixteen with the rhythm ones), linear and boosting,
     per reference mode and criterion: 5-fold cross-validated over every recording, and fitted on the
     training and validation recordings, scored on the test split (the models' test set)."""
     import pandas as pd
@@ -162,7 +162,7 @@ def features_table(demo: Path, criteria: list[str]) -> list[str]:
         df = refs.features.merge(ratings, on="recording_id").merge(split, on="recording_id")
         test = (df["_split"] == "test").to_numpy()
         for crit in criteria:
-            for name, cols in (("six", FEATURES), ("twelve", ALL_FEATURES)):
+            for name, cols in (("six", FEATURES), ("sixteen", ALL_FEATURES)):
                 x, y = df[list(cols)].to_numpy(), df[crit].to_numpy()
                 cv = KFold(5, shuffle=True, random_state=0)
                 scores = []
@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"Command: `python benchmarks/bench_references.py --demo {args.demo.name} --features-only --criteria "
                  f"{' '.join(args.criteria)}`", "",
                  "R² of predicting each rating from the six alignment numbers (raympa.align.FEATURES), and from "
-                 "all twelve with the six rhythm numbers of the DTW path (raympa.align.ALL_FEATURES), of each "
+                 "all sixteen with the ten rhythm numbers of the DTW path and the onsets (raympa.align.ALL_FEATURES), "
+                 "of each "
                  "recording against its reference: 5-fold cross-validated over all recordings, and fitted on the "
                  "train and val splits and scored on the test split; simulator's ceiling (linear, "
                  "true deviations): " + ", ".join(f"{c} {ceil[c]:.3f}" for c in args.criteria) + ".", "",

@@ -28,7 +28,8 @@ Where nothing of the performance is voiced against a voiced reference frame, the
 the median deviation 6 (the largest folded deviation), so no feature is ever NaN.
 
 Rhythm features (:data:`RHYTHM_FEATURES`, ours: what a judge of rhythm hears, read off the DTW
-path at the reduced rate; :data:`ALL_FEATURES` = the six, then these six):
+path at the reduced rate, then four of the onsets at the full rate; :data:`ALL_FEATURES` = the six,
+then these ten):
 
 * ``tempo_spread``: standard deviation over windows of :data:`TEMPO_WINDOW_S` seconds (hop half
   a window) of the natural log of the local tempo ratio (reference frames advanced per
@@ -45,7 +46,11 @@ path at the reduced rate; :data:`ALL_FEATURES` = the six, then these six):
   the path (the first performance frame aligned to each); an inner onset's residual is its time
   minus the time interpolated between its two neighbours' at its reference position: the mean
   absolute residual in seconds (uneven onsets, misread rhythms); 0 with fewer than three onsets;
-* ``onset_error_share``: share of inner onsets whose residual exceeds :data:`ONSET_ERROR_S`.
+* ``onset_error_share``: share of inner onsets whose residual exceeds :data:`ONSET_ERROR_S`;
+* ``phrase_tempo_spread``, ``phrase_tempo_drift``, ``onset_jitter_s``, ``misread_share``: the
+  onsets found at the full rate and the student's own tempo fitted per phrase
+  (:mod:`raympa.rhythm`): phrases rushed or dragged, a drift of either sign, uneven onsets and
+  misread rhythms, each against the student's own tempo.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ FEATURES = ("cost_per_step", "within_50c", "within_100c", "median_deviation", "l
             "unvoiced_share")
 
 RHYTHM_FEATURES = ("tempo_spread", "tempo_drift", "stall_share", "longest_hold_s", "onset_deviation_s",
-                   "onset_error_share")
+                   "onset_error_share", "phrase_tempo_spread", "phrase_tempo_drift", "onset_jitter_s", "misread_share")
 ALL_FEATURES = FEATURES + RHYTHM_FEATURES  # what alignment_features returns, in this order
 
 FACTOR = 4  # ours: contour frames averaged per alignment frame (172.27 / 4 = 43 frames/s)
@@ -386,7 +391,7 @@ def onset_features(path: np.ndarray, ref_reduced: np.ndarray, *, factor: int = F
 
 def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment | None = None, *,
                        frame_rate: float = FRAME_RATE) -> np.ndarray:
-    """The alignment numbers (:data:`ALL_FEATURES`, in order: the six, then the six rhythm ones) of one performance.
+    """The alignment numbers (:data:`ALL_FEATURES`, in order: the six, then the ten rhythm ones) of one performance.
 
     Args:
         perf, ref: MIDI contours on one hop grid, 0 = unvoiced.
@@ -394,7 +399,7 @@ def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment |
         frame_rate: contour frames per second (for ``longest_hold_s``).
 
     Returns:
-        (12,) float64, never NaN: with no voiced performance frame against a voiced reference
+        (16,) float64, never NaN: with no voiced performance frame against a voiced reference
         frame the shares are 0 and the median deviation :data:`WORST_DEVIATION`.
     """
     perf = np.asarray(perf, np.float64)
@@ -412,8 +417,11 @@ def alignment_features(perf: np.ndarray, ref: np.ndarray, alignment: Alignment |
            (a.perf_span[1] - a.perf_span[0]) / (a.ref_span[1] - a.ref_span[0]), 1.0 - n_voiced / len(perf)]
     r_rel, _ = relative_pitch(ref)
     r_reduced = downsample(r_rel[a.ref_span[0] : a.ref_span[1]], a.factor)  # what the path indexes
+    from raympa.rhythm import timing_features  # imports this module
+
     return np.concatenate([six, path_features(a.path, factor=a.factor, frame_rate=frame_rate),
-                           onset_features(a.path, r_reduced, factor=a.factor, frame_rate=frame_rate)])
+                           onset_features(a.path, r_reduced, factor=a.factor, frame_rate=frame_rate),
+                           timing_features(perf, ref, a, frame_rate=frame_rate)])
 
 
 def align_many(perfs: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, threads: int = 1,
@@ -426,7 +434,7 @@ def align_many(perfs: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, threa
         factor, band: as :func:`align`.
 
     Returns:
-        (n, 12) float64 features (:data:`ALL_FEATURES`) and the n aligned references (float32 MIDI on each
+        (n, 16) float64 features (:data:`ALL_FEATURES`) and the n aligned references (float32 MIDI on each
         performance's grid).
     """
     if len(perfs) != len(refs):

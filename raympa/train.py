@@ -102,6 +102,18 @@ def _splits(data: ContourSet, criterion: str, device: "torch.device", *, band: s
     return splits
 
 
+def _initial_model(cfg: TrainConfig, data: ContourSet, train: np.ndarray) -> "torch.nn.Module":
+    """A run's model before its first stage: its seeded initial weights; a reference-informed model then
+    starts at the linear model on the training recordings' alignment features (raympa.informed)."""
+    from raympa.informed import needs_reference
+    from raympa.models import build_model
+
+    model = build_model(cfg.model)
+    if needs_reference(cfg.model):
+        model.warm_start(None if data.side is None else data.side[train], data.ratings[cfg.criterion][train])
+    return model
+
+
 class Trainer:
     """K members (K >= 1) trained as one stacked model: stages, steps, validation, early stopping.
 
@@ -116,15 +128,15 @@ class Trainer:
         import torch
 
         from raympa.members import stack_members
-        from raympa.models import build_model
 
         self.cfgs, self.k, self.device, self.band = list(cfgs), len(cfgs), device, band
         cfg = self.cfgs[0]
         self.splits = _splits(data, cfg.criterion, device, band=band)
         singles = []
+        train = data.indices(band=band, split="train", criterion=cfg.criterion)
         for c in self.cfgs:  # each member's initial weights: its single run's
             seed_everything(c.seed)
-            singles.append(build_model(c.model))
+            singles.append(_initial_model(c, data, train))
         model = singles[0] if self.k == 1 else stack_members(cfg.model, [m.state_dict() for m in singles])
         self.model = model.to(device)
         if cfg.chunk_frames < self.model.min_frames:

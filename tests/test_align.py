@@ -1,4 +1,4 @@
-"""Key- and octave-invariant DTW alignment, its six features and the rhythm features of its path."""
+"""Key- and octave-invariant DTW alignment, its six features, the rhythm features of its path and the onset timing."""
 
 from __future__ import annotations
 
@@ -185,3 +185,73 @@ def test_uneven_onsets_are_measured_and_steady_ones_are_not():
     assert f["onset_deviation_s"] > steady["onset_deviation_s"] + 0.05 and f["onset_error_share"] > 0.3
     r = np.full(10, np.nan)
     assert np.all(A.onset_features(np.stack([np.arange(10), np.arange(10)], 1), r) == 0.0)  # no onset
+
+
+def _phrased(notes, durs, *, per: int, factors=None, shift=None, rest: int = 40, key: float = 0.0) -> np.ndarray:
+    """Contour of phrases of ``per`` connected notes with ``rest`` unvoiced frames between: note k lasts
+    durs[k] / factors[k] frames and its onset is moved by shift[k] frames (the previous note ends there)."""
+    n = len(notes)
+    factors = np.ones(n) if factors is None else np.asarray(factors, float)
+    shift = np.zeros(n) if shift is None else np.asarray(shift, float)
+    onset, t = np.zeros(n), 0.0
+    for k in range(n):
+        t += rest if k and k % per == 0 else 0
+        onset[k], t = t, t + durs[k] / factors[k]
+    start = onset + shift
+    out = np.zeros(int(t) + 5)
+    for k in range(n):
+        stop = start[k + 1] if k + 1 < n and (k + 1) % per else onset[k] + durs[k] / factors[k]
+        out[int(round(start[k])):int(round(stop))] = notes[k] + key
+    return out
+
+
+def _score(seed: int = 4, phrases: int = 6, per: int = 10):
+    rng = np.random.default_rng(seed)
+    notes = 60 + np.cumsum(rng.choice([-4, -2, -1, 1, 2, 5], phrases * per))  # each note differs from the last
+    return notes, rng.integers(30, 60, phrases * per).astype(float), np.arange(phrases * per) // per
+
+
+def _timing(perf, ref) -> dict[str, float]:
+    f = _feats(perf, ref)
+    return {k: f[k] for k in ("phrase_tempo_spread", "phrase_tempo_drift", "onset_jitter_s", "misread_share")}
+
+
+def test_timing_of_a_steady_performance_in_its_own_tempo_and_key_is_clean():
+    notes, durs, _ = _score()
+    ref = _phrased(notes, durs, per=10)
+    f = _timing(_phrased(notes, durs, per=10, factors=np.full(len(notes), 1 / 1.15), key=5), ref)
+    assert f["phrase_tempo_spread"] < 0.02 and f["phrase_tempo_drift"] < 0.03
+    assert f["onset_jitter_s"] < 0.01 and f["misread_share"] < 0.05
+
+
+def test_rushed_and_dragged_phrases_and_drift_of_either_sign_are_measured():
+    notes, durs, phrase = _score()
+    ref = _phrased(notes, durs, per=10)
+    uneven = _timing(_phrased(notes, durs, per=10, factors=np.where(phrase % 2, 1.25, 0.8)), ref)
+    assert uneven["phrase_tempo_spread"] > 0.15 and uneven["onset_jitter_s"] < 0.02
+    pos = phrase / phrase.max()
+    for factors in (1 + 0.5 * pos, 1 / (1 + 0.5 * pos)):  # accelerando, ritardando
+        f = _timing(_phrased(notes, durs, per=10, factors=factors), ref)
+        assert f["phrase_tempo_drift"] > 0.25 and f["phrase_tempo_spread"] < 0.05
+
+
+def test_uneven_and_misread_onsets_are_measured_against_the_phrase_tempo():
+    notes, durs, phrase = _score()
+    ref = _phrased(notes, durs, per=10)
+    rng = np.random.default_rng(1)
+    inner = np.arange(len(notes)) % 10 > 0
+    jitter = np.where(inner, rng.normal(0, 4.0, len(notes)), 0.0)  # sd 4 frames: 23 ms
+    f = _timing(_phrased(notes, durs, per=10, shift=jitter), ref)
+    assert 0.008 < f["onset_jitter_s"] < 0.04  # measured 0.014 (the true sd is 0.023 s)
+    shorter = np.minimum(durs, np.r_[durs[0], durs[:-1]])
+    misread = inner & (np.arange(len(notes)) % 4 == 1)  # a quarter of the notes, 0.4 of a note late
+    g = _timing(_phrased(notes, durs, per=10, shift=np.where(misread, 0.4 * shorter, 0.0)), ref)
+    assert g["misread_share"] == pytest.approx(misread.mean(), abs=0.06) and g["onset_jitter_s"] < 0.02
+
+
+def test_timing_numbers_are_zero_without_onsets_to_fit():
+    notes, durs, _ = _score(phrases=1, per=3)
+    ref = _phrased(notes, durs, per=3)
+    assert np.all(np.array(list(_timing(ref, ref).values())) == 0.0)  # three onsets: nothing to fit
+    silent = _feats(np.zeros(400), _phrased(*_score()[:2], per=10))
+    assert all(np.isfinite(v) for v in silent.values()) and silent["onset_jitter_s"] == 0.0

@@ -9,7 +9,8 @@ import torch
 from raympa import constants as C
 from raympa.config import TrainConfig
 from raympa.dataset import normalize, side_channels
-from raympa.informed import IN_CHANNELS, INFORMED, MIN_FRAMES, N_SIDE, auto_chunk_frames, decode_side
+from raympa.informed import (IN_CHANNELS, INFORMED, MIN_FRAMES, N_SIDE, WIDE_RIDGE, auto_chunk_frames,
+                             decode_side)
 from raympa.members import member_state, stack_members
 from raympa.models import build_model
 from raympa.stages import STAGES
@@ -40,7 +41,7 @@ def test_shapes_and_head_encoder_split(name):
     x = _x(5, 400)
     pred, z = model.forward_latent(x)
     assert pred.shape == (5,) and z.shape == (5, C.LATENT_DIM)
-    assert torch.all((pred > 0) & (pred < 1))
+    assert torch.isfinite(pred).all()  # the rating itself (no sigmoid; evaluation clips to [0, 1])
     h = model.head_input(x)  # the latent, then the standardised features
     assert h.shape == (5, C.LATENT_DIM + N_SIDE)
     torch.testing.assert_close(h[:, : C.LATENT_DIM], z)
@@ -77,22 +78,52 @@ def test_side_features_survive_normalisation_and_shift(norm):
 def test_alignment_features_reach_the_prediction_and_latent(name):
     torch.manual_seed(3)
     model = build_model(name)
-    x = _x(8, 300, seed=1)
-    for _ in range(5):  # running statistics of the features, as training leaves them
-        model.train()(x)
+    side = torch.rand(8, N_SIDE, generator=torch.Generator().manual_seed(1))
+    x = _x(8, 300, seed=1, side=side)
+    model.warm_start(side.numpy(), np.linspace(0.2, 0.9, 8))
+    with torch.no_grad():  # a trained deep part (warm_start leaves its last layer at 0)
+        model.head.deep[-1].weight.normal_()
     model.eval()
     worse = _x(8, 300, seed=1, side=torch.rand(8, N_SIDE) + 2.0)  # same contours, other features
     z, z2 = model.latent(x), model.latent(worse)
     assert not torch.allclose(z, z2) and not torch.allclose(model(x), model(worse))
     state = model.state_dict()  # the training statistics travel with the checkpoint
-    assert state["encoder.side.norm.running_mean"].shape == (N_SIDE,)
-    assert float(state["encoder.side.norm.running_mean"].abs().sum()) > 0
+    assert state["encoder.side.mean"].shape == (N_SIDE,)
+    torch.testing.assert_close(state["encoder.side.mean"], side.double().mean(0).float(), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["si-pcconvnet", "joint-embed-contrastive", "si-contrastive-jl"])
+def test_warm_start_is_the_linear_model_on_the_features(name):
+    """After warm_start every member predicts what a ridge fit on the standardised training features
+    predicts, whatever the contours (the deep part and the latent weights start at 0); training moves
+    the standardisation no more."""
+    rng = np.random.default_rng(0)
+    side = rng.normal(size=(40, N_SIDE)) * rng.uniform(0.1, 5, N_SIDE) + rng.uniform(0, 3, N_SIDE)
+    y = np.clip(0.6 + 0.1 * side[:, 0] - 0.05 * side[:, 3] + 0.02 * rng.normal(size=40), 0, 1)
+    mean, sd = side.mean(0), side.std(0, ddof=1)
+    z = (side - mean) / np.sqrt(sd**2 + 1e-5)
+    zc = z - z.mean(0)
+    w = np.linalg.solve(zc.T @ zc + WIDE_RIDGE * 40 * np.eye(N_SIDE), zc.T @ (y - y.mean()))
+    expected = y.mean() + (z - z.mean(0)) @ w
+    for members in (1, 3):
+        torch.manual_seed(members)
+        model = build_model(name, members=members)
+        model.warm_start(side, y)
+        x = _x(40, 200, seed=members, side=torch.from_numpy(side).float())
+        pred = model.train()(x)  # training mode: the same map
+        pred = pred if members == 1 else pred[:, members - 1]
+        np.testing.assert_allclose(pred.detach().numpy(), expected, atol=2e-4)
+        before = model.encoder.side.mean.clone()
+        model.train()(_x(8, 200, seed=9))
+        assert torch.equal(model.encoder.side.mean, before)
+    with pytest.raises(ValueError, match="alignment features"):
+        build_model(name).warm_start(None, y)
 
 
 @pytest.mark.parametrize("name", ["si-pcconvnet", "joint-embed-contrastive"])
 def test_linear_model_on_the_features_is_one_layer(name):
     """The head input ends with the standardised features, and the head's wide part reads them in one
-    linear layer: the linear model on the features is sigmoid(wide(h)) with the deep part at 0."""
+    linear layer: the linear model on the features is wide(h) with the deep part at 0 (no sigmoid)."""
     model = build_model(name).eval()
     with torch.no_grad():
         for lin in model.head.deep:
@@ -104,8 +135,8 @@ def test_linear_model_on_the_features_is_one_layer(name):
     side = torch.zeros(6, N_SIDE)
     side[:, 1] = torch.linspace(-1, 1, 6)
     h = model.head_input(_x(6, 200, side=side))
-    torch.testing.assert_close(h[:, C.LATENT_DIM:], side / (1 + 1e-5) ** 0.5)  # BatchNorm at its initial statistics
-    torch.testing.assert_close(model(_x(6, 200, side=side)), torch.sigmoid(0.5 + 2 * side[:, 1] / (1 + 1e-5) ** 0.5))
+    torch.testing.assert_close(h[:, C.LATENT_DIM:], side / (1 + 1e-5) ** 0.5)  # initial standardisation: mean 0, var 1
+    torch.testing.assert_close(model(_x(6, 200, side=side)), 0.5 + 2 * side[:, 1] / (1 + 1e-5) ** 0.5)
 
 
 @pytest.mark.parametrize("name", ["si-contrastive-jl", "joint-embed"])
