@@ -27,14 +27,17 @@ import pandas as pd
 import torch
 
 from raympa.config import TrainConfig
-from raympa.constants import BASELINE_MODEL, PAPER_MODELS
-from raympa.train import AT_END_FRACTION, fit_members, load_training_data
+from raympa.constants import BASELINE_MODEL, PAPER_MODELS, REFERENCE_MODELS
+from raympa.studies.data import load_study_data
+from raympa.train import AT_END_FRACTION, fit_members, improves
 
 ROOT = Path(__file__).resolve().parents[1]
+HEAD_LABELS = {"none": "raw", "standardize": "standardised"}  # TrainConfig.head_norm -> table label
 ENCODER_SHARE = 0.5  # the sweep's two-step encoder budget is half the head's (raympa.studies.margin_sweep)
 
 
 def histories(data, *, model: str, lrs: list[float], seeds: list[int], cap: int, min_steps: int,
+              head_norm: str = "standardize", reference: str = "none",
               save: Path | None = None) -> pd.DataFrame:
     """One batched run, one member per (learning rate, seed); every member's epochs (early stopping off).
 
@@ -42,15 +45,16 @@ def histories(data, *, model: str, lrs: list[float], seeds: list[int], cap: int,
     """
     members = [(lr, seed) for lr in lrs for seed in seeds]
     cfgs = [TrainConfig(model=model, criterion="note_accuracy", seed=seed, lr=lr, epochs=cap,
-                        encoder_epochs=max(1, int(cap * ENCODER_SHARE)), patience=cap,
+                        encoder_epochs=max(1, int(cap * ENCODER_SHARE)), patience=cap, head_norm=head_norm,
+                        reference=reference if model in REFERENCE_MODELS else "none",
                         min_steps_per_epoch=min_steps, threads=1) for lr, seed in members]
     rows: list[dict] = []
 
     def keep(metrics, _get_state) -> None:
         for k, m in enumerate(metrics):
             if m is not None:
-                rows.append({"model": model, "lr": members[k][0], "seed": members[k][1], **{c: m[c] for c in (
-                    "stage", "stage_epoch", "val_loss", "val_r2_full")}})
+                rows.append({"model": model, "head_norm": head_norm, "lr": members[k][0], "seed": members[k][1],
+                             **{c: m[c] for c in ("stage", "stage_epoch", "val_loss", "val_r2_full")}})
         if save is not None and rows and rows[-1]["stage_epoch"] % 10 == 0:
             pd.DataFrame(rows).to_csv(save, index=False)
 
@@ -58,31 +62,41 @@ def histories(data, *, model: str, lrs: list[float], seeds: list[int], cap: int,
     return pd.DataFrame(rows)
 
 
-def stop(val: list[float], *, epochs: int, patience: int) -> tuple[int, int]:
+def label(h: pd.DataFrame) -> pd.DataFrame:
+    """Histories with a ``run`` column naming the model (and, for a two-step model, its head input)."""
+    h = h.copy()
+    # histories written before the head input was standardised trained the raw embedding
+    h["head_norm"] = h["head_norm"].fillna("none") if "head_norm" in h else "none"
+    two_step = h.groupby("model")["stage"].transform(lambda s: (s == "encoder").any())
+    h["run"] = h["model"].where(~two_step, h["model"] + " (head " + h["head_norm"].map(HEAD_LABELS) + ")")
+    return h
+
+
+def stop(val: list[float], *, epochs: int, patience: int, min_delta: float = 0.0) -> tuple[int, int]:
     """(epochs run, best epoch) of one stage under the rule: stop at ``epochs`` or after
-    ``patience`` epochs without a new best validation loss (raympa.train's rule)."""
+    ``patience`` epochs without a new best validation loss (raympa.train's rule, its min_delta)."""
     best, best_t, t = math.inf, 0, 0
     for t, v in enumerate(val[:epochs], start=1):
-        if v < best:
+        if improves(v, best, min_delta=min_delta):
             best, best_t = v, t
         if t - best_t >= patience:
             break
     return t, best_t
 
 
-def simulate(h: pd.DataFrame, *, epochs: int, patience: int) -> pd.DataFrame:
+def simulate(h: pd.DataFrame, *, epochs: int, patience: int, min_delta: float = 0.0) -> pd.DataFrame:
     """Per run (model, lr, seed): epochs run, flagged, validation R² at the best epoch, under one rule.
 
     Empty where a history is too short to tell where the rule stops (a run still going).
     """
     out = []
-    for (model, lr, seed), g in h.groupby(["model", "lr", "seed"], sort=False):
-        stages = ["encoder", "head"] if model == "contrastive" else sorted(set(g["stage"]))
+    for (model, lr, seed), g in h.groupby(["run", "lr", "seed"], sort=False):
+        stages = [st for st in ("encoder", "head", "regression", "joint") if st in set(g["stage"])]
         run_epochs, flagged, r2 = 0, False, float("nan")
         for stage in stages:
             s = g[g["stage"] == stage].sort_values("stage_epoch")
             budget = epochs if stage != "encoder" else max(1, int(epochs * ENCODER_SHARE))
-            t, best_t = stop(s["val_loss"].tolist(), epochs=budget, patience=patience)
+            t, best_t = stop(s["val_loss"].tolist(), epochs=budget, patience=patience, min_delta=min_delta)
             if t < budget and t - best_t < patience:
                 return pd.DataFrame()  # the history ends before this rule would stop
             run_epochs += t
@@ -92,27 +106,36 @@ def simulate(h: pd.DataFrame, *, epochs: int, patience: int) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def table(h: pd.DataFrame, rules: list[tuple[int, int]]) -> list[str]:
+Rule = tuple[int, int, float]  # epoch budget, patience, min_delta
+
+
+def parse_rule(text: str) -> Rule:
+    """``"150:75"`` or ``"150:75:0.001"`` -> (epochs, patience, min_delta)."""
+    parts = text.split(":")
+    return int(parts[0]), int(parts[1]), float(parts[2]) if len(parts) > 2 else 0.0
+
+
+def table(h: pd.DataFrame, rules: list[Rule]) -> list[str]:
     """One row per rule: flagged runs in all and per model, mean epochs run, mean validation R² at the best epoch."""
-    models = list(dict.fromkeys(h["model"]))
-    lines = ["| epochs | patience | flagged | " + " | ".join(f"flagged {m}" for m in models)
+    models = list(dict.fromkeys(h["run"]))
+    lines = ["| epochs | patience | min_delta | flagged | " + " | ".join(f"flagged {m}" for m in models)
              + " | mean epochs run | mean validation R² at the best epoch |",
-             "|---|---|---|" + "---|" * len(models) + "---|---|"]
-    for e, p in rules:
-        s = simulate(h, epochs=e, patience=p)
+             "|---|---|---|---|" + "---|" * len(models) + "---|---|"]
+    for e, p, d in rules:
+        s = simulate(h, epochs=e, patience=p, min_delta=d)
         if s.empty:
             continue
         per = " | ".join(f"{int(g['flagged'].sum())} / {len(g)}" for _, g in s.groupby("model", sort=False))
-        lines.append(f"| {e} | {p} | {int(s['flagged'].sum())} / {len(s)} | {per} | {s['epochs_run'].mean():.0f} "
+        lines.append(f"| {e} | {p} | {d:g} | {int(s['flagged'].sum())} / {len(s)} | {per} | {s['epochs_run'].mean():.0f} "
                      f"| {s['val_r2'].mean():.3f} |")
     return lines
 
 
-def runs_table(h: pd.DataFrame, rules: list[tuple[int, int]]) -> list[str]:
+def runs_table(h: pd.DataFrame, rules: list[Rule]) -> list[str]:
     """Per run: epochs run and validation R² at the best epoch under each rule (``*`` = flagged)."""
-    sims = {r: simulate(h, epochs=r[0], patience=r[1]) for r in rules}
+    sims = {r: simulate(h, epochs=r[0], patience=r[1], min_delta=r[2]) for r in rules}
     sims = {r: s for r, s in sims.items() if not s.empty}
-    lines = ["| model | lr | seed | " + " | ".join(f"{e} / {p}" for e, p in sims) + " |",
+    lines = ["| model | lr | seed | " + " | ".join(f"{e} / {p}" + (f" / {d:g}" if d else "") for e, p, d in sims) + " |",
              "|---|---|---|" + "---|" * len(sims)]
     first = next(iter(sims.values()), pd.DataFrame())
     for i, (model, lr, seed) in enumerate(first[["model", "lr", "seed"]].itertuples(index=False) if len(first) else []):
@@ -125,7 +148,7 @@ def runs_table(h: pd.DataFrame, rules: list[tuple[int, int]]) -> list[str]:
 def describe(h: pd.DataFrame) -> str:
     """What the histories hold: per model, its learning rates, seeds and epochs per stage."""
     parts = []
-    for model, g in h.groupby("model", sort=False):
+    for model, g in h.groupby("run", sort=False):
         stages = ", ".join(f"{st} {int(s['stage_epoch'].max())}" for st, s in g.groupby("stage", sort=False))
         runs = sorted({(float(lr), int(seed)) for lr, seed in g[["lr", "seed"]].itertuples(index=False)})
         parts.append(f"{model}: " + ", ".join(f"lr {lr:g} seed {seed}" for lr, seed in runs) + f" ({stages} epochs)")
@@ -144,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated seeds of PCConvNet, trained at TrainConfig's lr only (the sweep's baseline)")
     p.add_argument("--baseline-lrs", default=str(TrainConfig().lr), help="comma-separated learning rates of PCConvNet")
     p.add_argument("--models", default=",".join(PAPER_MODELS), help="comma-separated models")
-    p.add_argument("--rules", default="60:75,100:20,100:40,150:20,150:30,150:40,200:20,200:30,200:40,200:75",
-                   help="comma-separated EPOCHS:PATIENCE rules to simulate")
+    p.add_argument("--rules", default="60:75,100:40,150:20,150:40,150:75,150:75:0.001,150:75:0.003,150:75:0.01,"
+                                      "200:40,200:75",
+                   help="comma-separated EPOCHS:PATIENCE[:MIN_DELTA] rules to simulate")
+    p.add_argument("--head-norm", default="standardize", choices=list(HEAD_LABELS),
+                   help="two-step head input (TrainConfig.head_norm; none = the paper's raw embedding)")
+    p.add_argument("--reference", default="none", choices=["none", "table"],
+                   help="table: the ratings table's references, for the reference-informed models (si-*)")
     p.add_argument("--histories", help="comma-separated CSVs of histories: read instead of training when all exist, "
                                         "else the first is written after training")
     p.add_argument("--smoke-test", action="store_true", help="2 learning rates, 6 epochs: checks the script works")
@@ -154,24 +182,26 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     lrs = [float(v) for v in args.lrs.split(",")][: 2 if args.smoke_test else None]
     cap = 6 if args.smoke_test else args.cap
-    rules = [(3, 2), (6, 2)] if args.smoke_test else [tuple(int(x) for x in r.split(":")) for r in args.rules.split(",")]
+    rules = [(3, 2, 0.0), (6, 2, 0.01)] if args.smoke_test else [parse_rule(r) for r in args.rules.split(",")]
     seeds, base_seeds = ([int(v) for v in a.split(",")] for a in (args.seeds, args.baseline_seeds))
     base_lrs = [float(v) for v in args.baseline_lrs.split(",")]
     files = [Path(f) for f in args.histories.split(",")] if args.histories else []
     if files and all(f.is_file() for f in files):
         h = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     else:
-        data = load_training_data(args.ratings, args.contours)
+        data = load_study_data(data=args.ratings, contours=args.contours, reference=args.reference)[0]
         h = pd.concat([histories(data, model=m, lrs=base_lrs if m == BASELINE_MODEL else lrs,
                                  seeds=base_seeds if m == BASELINE_MODEL else seeds, cap=cap, min_steps=args.min_steps,
+                                 head_norm=args.head_norm, reference=args.reference,
                                  save=files[0].with_suffix(".partial.csv") if files else None)
                        for m in args.models.split(",")], ignore_index=True)
         if files:
             h.to_csv(files[0], index=False)
+    h = label(h)
     lines = [
         "# Stopping rules: flagged share by epoch budget and patience", "",
         "Command: `python benchmarks/bench_stopping.py --ratings DEMO/ratings.csv --contours DEMO/contours"
-        f"{' --smoke-test' if args.smoke_test else ''}` (DEMO: `raympa demo-data --n 800 --seed 0 --duration 15`, "
+        f"{' --reference table' if args.reference == 'table' else ''}{' --smoke-test' if args.smoke_test else ''}` (DEMO: `raympa demo-data --n 800 --seed 0 --duration 15`, "
         "the margin sweep's data: 640 / 80 / 80 auditions), note accuracy, each model one batched run (members: "
         f"its learning rates x seeds), early stopping off, epochs of at least {args.min_steps} steps; "
         f"{platform.machine()}, torch {torch.__version__}, one thread.", "",

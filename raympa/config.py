@@ -27,7 +27,7 @@ Pairing = Literal["halves", "all"]
 Chunking = Literal["random", "fixed", "code"]
 PitchNorm = Literal["midi127", "midi36_72"]
 Backend = Literal["fast", "librosa"]
-HeadNorm = Literal["standardize", "none"]
+HeadNorm = Literal["auto", "standardize", "none"]
 assert get_args(ModelName) == C.MODELS, "ModelName must list raympa.constants.MODELS"
 assert get_args(Reference) == C.REFERENCE_MODES, "Reference must list raympa.constants.REFERENCE_MODES"
 
@@ -98,14 +98,21 @@ class TrainConfig:
     # a new best validation loss must be below the best by more than this fraction of it (relative; as the
     # min_delta of Keras' EarlyStopping, which is absolute); 0 = any decrease (paper and code)
     min_delta: float = 0.0
-    # ours: the two-step head stage standardises what the head reads with the training recordings' mean and
-    # sd (computed once when the stage starts, kept in the model: raympa.models.HeadScaler); "none" = the
-    # paper's and the code's head on the raw embedding (its small spread around a large mean makes SGD crawl)
-    head_norm: HeadNorm = "standardize"
+    # ours: "standardize" = the two-step head stage standardises what the head reads with the training
+    # recordings' mean and sd (computed once when the stage starts, kept in the model: raympa.models.HeadScaler);
+    # "none" = the paper's and the code's head on the raw embedding (its small spread around a large mean makes
+    # SGD crawl); "auto" = standardize for the paper's models, none for the reference-informed ones (measured:
+    # benchmarks/results/stopping.md)
+    head_norm: HeadNorm = "auto"
     momentum: float = 0.9  # paper (sec. 4.2) and code
     weight_decay: float = 1e-5  # paper (sec. 4.2) and code
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     threads: int = 0  # ours: torch CPU threads during fit; 0 = leave torch's setting (raympa train: 1)
+
+    @property
+    def standardizes_head(self) -> bool:
+        """A two-step head stage of this run standardises the head's input (``head_norm``, "auto" resolved)."""
+        return self.head_norm == "standardize" or (self.head_norm == "auto" and self.model not in C.REFERENCE_MODELS)
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "TrainConfig":
@@ -147,7 +154,7 @@ class TrainConfig:
             "chunking": ("random", "fixed", "code"),
             "pitch_norm": ("midi127", "midi36_72"),
             "reference": C.REFERENCE_MODES,
-            "head_norm": ("standardize", "none"),
+            "head_norm": ("auto", "standardize", "none"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

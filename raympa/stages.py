@@ -41,9 +41,10 @@ class Stage:
         return self.loss != "contrastive"
 
     def begin(self, model: Any, train: Any, cfg: Any) -> None:
-        """What the stage sets up before its first epoch: a frozen-encoder stage with ``cfg.head_norm``
-        ``"standardize"`` standardises the head's input with ``train``'s statistics (:func:`standardize_head_input`)."""
-        if self.frozen_encoder and cfg.head_norm == "standardize":
+        """What the stage sets up before its first epoch: a frozen-encoder stage of a run whose ``cfg.head_norm``
+        standardises (``cfg.standardizes_head``) sets the head's input statistics from ``train``
+        (:func:`standardize_head_input`)."""
+        if self.frozen_encoder and cfg.standardizes_head:
             standardize_head_input(model, train, pitch_norm=cfg.pitch_norm, min_frames=cfg.chunk_frames)
 
     def forward(self, model: Any, x: "torch.Tensor") -> tuple["torch.Tensor | None", "torch.Tensor | None"]:

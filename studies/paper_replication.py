@@ -11,7 +11,9 @@ no searcher; each trial trains its five seeds together as one batched model), wi
 epochs (encoder 150; paper and original code), early stopping with patience 75 (paper), C = 5
 (the paper's example and the original code's), s = 0.5 (the original code's; the paper gives none), random 1000-frame chunks and
 MIDI / 127 (paper); an epoch repeats its pass until it has at least 64 SGD steps (ours,
-``min_steps_per_epoch``; the paper's epoch is one chunk per recording). PCConvNet's lr and epochs
+``min_steps_per_epoch``; the paper's epoch is one chunk per recording); the two-step head reads the
+embedding standardised with the training recordings' mean and sd (ours, ``head_norm="auto"``; the
+paper's raw embedding: ``head_norm="none"``). PCConvNet's lr and epochs
 are in neither: ours, the same as the joint model's. ``--models``,
 ``--criteria``, ``--bands``, ``--seeds`` and ``--epochs`` shrink it. Results:
 ``results/paper_replication/``. ``--smoke-test``: 3 models x 1 criterion x 1 band x 1 seed,

@@ -330,6 +330,15 @@ def test_head_input_standardised_with_training_stats_and_predict_round_trips(tin
     np.testing.assert_allclose(pred, lat["pred"], rtol=1e-5, atol=1e-6)  # the checkpoint carries the scaler
 
 
+def test_head_norm_auto_standardises_the_paper_models_only():
+    assert TrainConfig(model="contrastive").standardizes_head
+    assert not TrainConfig(model="si-contrastive", reference="table").standardizes_head
+    assert TrainConfig(model="si-contrastive", reference="table", head_norm="standardize").standardizes_head
+    assert not TrainConfig(model="contrastive", head_norm="none").standardizes_head
+    with pytest.raises(ValueError, match="head_norm"):
+        TrainConfig(head_norm="batch").validate()
+
+
 def test_a_state_without_the_head_scaler_loads_as_the_identity():
     from raympa.models import build_model
 

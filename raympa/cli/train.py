@@ -57,7 +57,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "patience": "early-stopping patience in epochs (paper 75)",
         "min_delta": "a new best validation loss must beat the best by this fraction of it (ours; 0 = paper)",
         "head_norm": "standardize = the two-step head reads the embedding standardised with the training set's "
-                     "mean and sd (ours); none = the raw embedding (paper)",
+                     "mean and sd (ours); none = the raw embedding (paper); auto = standardize for the paper's "
+                     "models, none for the reference-informed ones (ours)",
         "threads": "torch CPU threads (0 = torch's default)",
         "reference": "none = the paper's; table = each row's reference_path; peers = top-rated training "
                      "recordings of the same piece_id (ours)",
