@@ -6,12 +6,13 @@ DTW path of :mod:`raympa.align` runs at a reduced rate (about 23 ms a step) and 
 error; these numbers read the onsets themselves at the contours' full rate (about 6 ms) and fit
 the student's tempo to them (ours):
 
-1. The reference's note onsets (a voiced frame after an unvoiced one, or more than
-   :data:`ONSET_STEP` semitones from the previous frame) are placed in the performance where the
-   path puts them, then refined within :data:`SEARCH_S` seconds: the onset is the frame that best
-   splits the window into frames nearer the previous note's pitch and frames nearer the new one's
-   (folded relative pitch, so key and octave do not matter); after a rest, frames voiced within
-   :data:`NEAR_SEMITONES` of the new note.
+1. The reference's notes (:func:`reference_onsets`: its relative pitch smoothed and rounded to
+   semitones; a note holds at least :data:`MIN_NOTE_S`, a rest at least :data:`MIN_REST_S`, so a
+   recorded reference or the training peers give the notes a listener hears) are placed in the
+   performance where the path puts them, then refined within :data:`SEARCH_S` seconds: the onset
+   is the frame that best splits the window into frames nearer the previous note's pitch and
+   frames nearer the new one's (folded relative pitch, so key and octave do not matter); after a
+   rest, frames voiced within :data:`NEAR_SEMITONES` of the new note.
 2. Phrases are the reference's stretches between rests; in each with at least
    :data:`MIN_PHRASE_ONSETS` onsets a line ``performance time = a + b * reference time`` is fitted
    robustly (Theil-Sen: the median of the pairwise slopes), so a misread or late note does not
@@ -39,10 +40,17 @@ and never NaN. Units: contours are MIDI per frame, 0 = unvoiced; times in second
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import median_filter
 
-from raympa.align import ONSET_STEP, RHYTHM_FEATURES, Alignment, fold
+from raympa import constants as C
+from raympa.align import RHYTHM_FEATURES, Alignment, fold
 
 TIMING_FEATURES = RHYTHM_FEATURES[-4:]  # the names live with the others in raympa.align
+SMOOTH_FRAMES = 5  # ours: median filter of the reference's pitch before its notes are read (29 ms)
+MIN_NOTE_S = 0.045  # ours: a shorter run of one pitch in the reference is not a note of its own
+MIN_REST_S = 0.08  # ours: a shorter unvoiced gap in the reference is not a rest
+NOTE_STEP = 0.6  # ours: semitones from the note before that a new note of the reference needs
+UNVOICED = -100.0  # stands for an unvoiced frame in the median filter (semitones, far below any note)
 SEARCH_S = 0.12  # ours: an onset is looked for this far (s) either side of where the path puts it
 NEAR_SEMITONES = 1.5  # ours: after a rest, a voiced frame this close to the new note (folded) is the note
 MIN_PHRASE_ONSETS = 4  # ours: onsets a phrase needs for its tempo line
@@ -52,27 +60,55 @@ MAD_TO_SD = 1.4826  # the median absolute deviation of a normal variable times t
 
 
 def reference_onsets(ref: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The reference's note onsets within its voiced span, in the performance's key.
+    """The reference's notes within its voiced span, in the performance's key.
+
+    The relative pitch (with the key offset), median-filtered over :data:`SMOOTH_FRAMES` frames, is
+    rounded to semitones around the reference's own tuning (the circular mean of its fractions of a
+    semitone, so vibrato around a note does not cross a rounding boundary); a note starts where the rounded pitch changes, holds for at least
+    :data:`MIN_NOTE_S` and lies at least :data:`NOTE_STEP` semitones from the mean of the note
+    before (shorter runs, a slide or a crack in a recorded reference, and vibrato across a rounding
+    boundary belong to the note before), or after a rest of at least :data:`MIN_REST_S` (shorter
+    unvoiced gaps are tracker dropouts). A MIDI score gives its notes exactly; a recording or the training peers, the
+    notes a listener would hear.
 
     Returns:
-        (k,) int64 onset frames (full rate, from the span's start), (k,) each note's mean relative
-        pitch (semitones, with the key offset), (k,) the previous note's (NaN after a rest).
+        (k,) int64 onset frames (full rate, from the span's start), (k,) each note's mean pitch
+        (semitones, relative, with the key offset), (k,) the previous note's (NaN after a rest).
     """
     r0, r1 = alignment.ref_span
     ref = np.asarray(ref, np.float64)[r0:r1]
-    r = np.where(ref > 0, ref - alignment.ref_median + alignment.key_offset, np.nan)  # (n,)
-    voiced = np.isfinite(r)
-    prev = np.r_[np.nan, r[:-1]]
-    with np.errstate(invalid="ignore"):
-        onsets = np.flatnonzero(voiced & (~np.isfinite(prev) | (np.abs(r - prev) > ONSET_STEP)))
-    if len(onsets) == 0:
-        return onsets, np.zeros(0), np.zeros(0)
-    total = np.add.reduceat(np.where(voiced, r, 0.0), onsets)
-    count = np.add.reduceat(voiced.astype(np.float64), onsets)
-    pitch = total / np.maximum(count, 1.0)  # (k,) mean over the note's voiced frames
-    previous = np.r_[np.nan, pitch[:-1]]
-    previous[~np.isfinite(prev[onsets])] = np.nan  # after a rest
-    return onsets, pitch, previous
+    voiced = ref > 0
+    smooth = median_filter(np.where(voiced, ref - alignment.ref_median + alignment.key_offset, UNVOICED),
+                           size=SMOOTH_FRAMES, mode="nearest")
+    sounding = voiced & (smooth > UNVOICED / 2)
+    angle = 2 * np.pi * smooth[sounding]  # the notes' centres sit at this fraction of a semitone (tuning)
+    centre = float(np.arctan2(np.sin(angle).sum(), np.cos(angle).sum()) / (2 * np.pi)) if sounding.any() else 0.0
+    key = np.where(sounding, np.rint(smooth - centre), np.inf)  # (n,) rounded to the reference's own tuning
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])  # runs of one rounded pitch or of silence
+    lengths = np.diff(np.r_[starts, len(key)])
+    frame_rate = C.SAMPLE_RATE / C.HOP_LENGTH
+    min_note, min_rest = MIN_NOTE_S * frame_rate, MIN_REST_S * frame_rate
+    onsets, pitch, rested, frames = [], [], [], []
+    gap = np.inf  # the span starts after a rest
+    for start, length in zip(starts, lengths):
+        if not np.isfinite(key[start]):
+            gap = length if not np.isfinite(gap) else gap + length
+            continue
+        mean = float(smooth[start:start + length].mean())
+        after_rest = gap >= min_rest
+        gap = 0
+        if not after_rest and pitch and (length < min_note or abs(mean - pitch[-1]) < NOTE_STEP):
+            # too short to be a note, or vibrato across a rounding boundary: part of the note before
+            pitch[-1] = (pitch[-1] * frames[-1] + mean * length) / (frames[-1] + length)
+            frames[-1] += length
+            continue
+        onsets.append(start)
+        pitch.append(mean)
+        rested.append(after_rest)
+        frames.append(length)
+    previous = np.r_[np.nan, pitch[:-1]] if pitch else np.zeros(0)
+    previous[np.asarray(rested, bool)] = np.nan
+    return np.asarray(onsets, np.int64), np.asarray(pitch, np.float64), previous
 
 
 def performance_onsets(perf: np.ndarray, alignment: Alignment, onsets: np.ndarray, pitch: np.ndarray,

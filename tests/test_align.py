@@ -255,3 +255,22 @@ def test_timing_numbers_are_zero_without_onsets_to_fit():
     assert np.all(np.array(list(_timing(ref, ref).values())) == 0.0)  # three onsets: nothing to fit
     silent = _feats(np.zeros(400), _phrased(*_score()[:2], per=10))
     assert all(np.isfinite(v) for v in silent.values()) and silent["onset_jitter_s"] == 0.0
+
+
+def test_reference_notes_ignore_slides_dropouts_and_vibrato():
+    """A recorded reference (or the peers) gives the notes of its score: a slide between two notes,
+    a two-frame tracker dropout and vibrato make no note and no rest of their own."""
+    from raympa.rhythm import reference_onsets
+
+    notes, durs, _ = _score()
+    clean = _phrased(notes, durs, per=10)
+    onsets, pitch, previous = reference_onsets(clean, A.align(clean, clean))
+    assert len(onsets) == len(notes) and np.isnan(previous[::10]).all() and np.isfinite(previous[1:10]).all()
+    rough = clean + 0.3 * np.sin(np.arange(len(clean)) * 2 * np.pi / 30) * (clean > 0)  # vibrato, +-30 cents
+    for o in np.flatnonzero(np.isfinite(previous)):  # the onsets inside phrases
+        start = onsets[o] + 1  # the span starts at frame 0 here
+        rough[start:start + 4] = np.linspace(clean[start - 1], clean[start + 4], 6)[1:5]  # a 4-frame slide
+        rough[start + 12:start + 14] = 0.0  # a dropout
+    got, got_pitch, got_previous = reference_onsets(rough, A.align(rough, rough))
+    assert len(got) == len(onsets) and np.abs(got - onsets).max() <= 4
+    np.testing.assert_array_equal(np.isnan(got_previous), np.isnan(previous))
