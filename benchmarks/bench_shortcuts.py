@@ -8,8 +8,13 @@ PCConvNet's test R² (``raympa.train.fit``, ``raympa train``'s defaults unless `
 Goals (at 600 auditions): global statistics <= 0.15 on every criterion; ceiling >= 0.5 on note
 and rhythm accuracy and >= 0.4 on musicality; PCConvNet >= 0.25 on note accuracy.
 
+``--probe`` also asks what PCConvNet can learn from these contours at all: it trains it (same seeds and
+epochs) on stand-in targets computed from each contour (``raympa.demo.shortcuts.probe_statistics``: a
+voicing pattern and a pitch shape of about a semitone), ranked and put on note accuracy's 0.1 grid.
+
     python benchmarks/bench_shortcuts.py --n 600 --seed 7 --train-seeds 0,1,2
     python benchmarks/bench_shortcuts.py --n 120 --train-seeds ''     # statistics only, quick
+    python benchmarks/bench_shortcuts.py --n 600 --seed 7 --train-seeds 0,1,2 --probe --bands middleschool
     python benchmarks/bench_shortcuts.py --smoke-test
 """
 
@@ -30,17 +35,23 @@ from raympa import constants as C
 from raympa.contours import extract, load_contours
 from raympa.demo import ceiling, make_demo
 from raympa.demo.folder import ContourOutput
-from raympa.demo.shortcuts import FEATURES, contour_statistics, shortcut_r2
+from raympa.demo.shortcuts import FEATURES, contour_statistics, probe_statistics, shortcut_r2
 from raympa.ratings import read_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pcconvnet_r2(folder: Path, contours: Path, *, seeds: list[int], epochs: int | None) -> dict[str, float]:
-    """PCConvNet's test R² on note accuracy (full-length), one value per seed."""
-    from raympa.train import TrainConfig, fit, load_training_data
+def pcconvnet_r2(folder: Path, contours: Path, *, seeds: list[int], epochs: int | None,
+                 target: pd.Series | None = None) -> dict[str, float]:
+    """PCConvNet's test R² on note accuracy (full-length), one value per seed; ``target`` (by
+    recording_id) replaces the note-accuracy ratings (a probe)."""
+    from raympa.dataset import ContourSet
+    from raympa.train import TrainConfig, fit
 
-    data = load_training_data(folder, contours)
+    ratings = read_ratings(folder)
+    if target is not None:
+        ratings["note_accuracy"] = target.reindex(ratings["recording_id"].astype(str)).to_numpy()
+    data = ContourSet.from_tables(ratings, load_contours(contours))
     out = {}
     for s in seeds:
         kw = {"epochs": epochs} if epochs else {}
@@ -55,6 +66,25 @@ def _markdown(df: pd.DataFrame) -> str:
     body = ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
             for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *body])
+
+
+def probe_targets(table: pd.DataFrame) -> pd.DataFrame:
+    """(recordings, probes): each probe statistic of each contour, ranked to (0, 1] and rounded to 0.1
+    (note accuracy's grid), indexed by recording_id."""
+    stats = pd.DataFrame([probe_statistics(np.asarray(m)) for m in table["midi"]],
+                         index=table["recording_id"].astype(str).to_numpy())
+    return (stats.rank(pct=True) * 10).round() / 10
+
+
+def run_probes(work: Path, band: str, args: argparse.Namespace, seeds: list[int]) -> list[str]:
+    """Markdown rows: PCConvNet's test R² on each probe target of one band's contours."""
+    folder = work / f"{band}_n{args.n}_s{args.seed}"
+    targets = probe_targets(load_contours(folder / "contours"))
+    rows = []
+    for name in targets.columns:
+        r2 = pcconvnet_r2(folder, folder / "contours", seeds=seeds, epochs=args.epochs, target=targets[name])
+        rows.append(f"| {name} | {' / '.join(f'{v:.3f}' for v in r2.values())} | {np.mean(list(r2.values())):.3f} |")
+    return rows
 
 
 def run_band(work: Path, band: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], float]:
@@ -91,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="PCConvNet epochs (default: raympa train's)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", default=None, help="keep the rendered folders here (default: a temp folder)")
+    p.add_argument("--probe", action="store_true", help="also train PCConvNet on the probe targets")
     p.add_argument("--smoke-test", action="store_true")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "shortcuts.md"))
     args = p.parse_args(argv)
@@ -117,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"PCConvNet note accuracy test R²: {', '.join(f'{k}: {v:.3f}' for k, v in pcc.items())}; "
                              f"mean **{np.mean(list(pcc.values())):.3f}** (goal >= 0.25).")
             lines.append("")
+            seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
+            if args.probe and seeds:
+                lines += ["PCConvNet on probe targets (the contour's own statistic, ranked, on a 0.1 grid), "
+                          "test R² (full length):", "", "| target | per seed | mean |", "|---|---|---|",
+                          *run_probes(work, band, args, seeds), ""]
     text = "\n".join(lines)
     print(text)
     if not args.smoke_test:

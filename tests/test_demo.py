@@ -203,6 +203,30 @@ def test_poor_tone_leaves_the_pitch_alone() -> None:
     assert noisy[0] < clean[0] * 1.3 + 0.005 and noisy[1] < clean[1] + 0.01
 
 
+def test_probe_statistics_count_gaps_and_rising_glides() -> None:
+    """The probe targets: short unvoiced runs per second, and the share of frames in a rising glide
+    (a long gap, a jump and a falling glide count in neither)."""
+    from raympa.demo.shortcuts import probe_statistics
+
+    steady = np.full(int(10 * C.FRAME_RATE), 64.0)  # 10 s at one pitch
+    base = probe_statistics(steady)
+    assert base == {"short_gaps_per_s": 0.0, "rising_glides": 0.0}
+    gappy = steady.copy()
+    gappy[1000:] += 3.0  # a leap: not a glide
+    for k in range(5):
+        gappy[200 + 300 * k: 204 + 300 * k] = 0.0  # five 4-frame gaps
+    gappy[1600:1700] = 0.0  # a breath: too long to count
+    stats = probe_statistics(gappy)
+    assert stats["short_gaps_per_s"] == pytest.approx(5 / 10, rel=0.02) and stats["rising_glides"] == 0.0
+    scooped = steady.copy()
+    for k in range(8):
+        scooped[100 + 200 * k: 120 + 200 * k] = 64.0 - np.linspace(1.0, 0.0, 20)  # into the note from below
+    falling = steady.copy()
+    for k in range(8):
+        falling[100 + 200 * k: 120 + 200 * k] = 64.0 + np.linspace(1.0, 0.0, 20)
+    assert probe_statistics(scooped)["rising_glides"] > 0.03 and probe_statistics(falling)["rising_glides"] == 0.0
+
+
 @pytest.mark.parametrize("level", ["middleschool", "symphonicband"])
 def test_generated_etudes_fit_ranges(level: str) -> None:
     for k, inst in enumerate(C.INSTRUMENTS):

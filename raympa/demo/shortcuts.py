@@ -19,6 +19,9 @@ from raympa import constants as C
 JUMP_SEMITONES = 0.5  # a frame-to-frame change above this counts as a jump (a note change)
 VIBRATO_BAND_HZ = (4.0, 8.0)  # where wind vibrato lives (about 5-6 Hz)
 NOTE_FRAMES = 9  # a note: at least this many frames (about 50 ms) at one semitone
+PROBE_GAP_FRAMES = 12  # a short gap: at most this many unvoiced frames (70 ms)
+PROBE_GLIDE_FRAMES = 12  # window of a rising glide, frames (70 ms)
+PROBE_GLIDE_RISE = 0.6  # semitones a rising glide climbs within its window
 FEATURES = ("seconds", "voiced_fraction", "pitch_mean", "pitch_sd", "jump_rate", "jumps_per_s",
             "semitone_distance", "segments", "segments_per_s", "segment_mean_s", "segment_sd_s",
             "segment_median_s", "longest_gap_s", "pitch_range", "distinct_notes", "step_median",
@@ -108,6 +111,35 @@ def global_statistics(midi: np.ndarray) -> dict[str, float]:
         "vibrato_power": vib_power,
         "vibrato_hz": vib_hz,
     }
+
+
+def probe_statistics(midi: np.ndarray) -> dict[str, float]:
+    """Two contour statistics a CNN could count locally, used as stand-in targets to probe what a model
+    learns from contours (``benchmarks/bench_shortcuts.py --probe``).
+
+    * ``short_gaps_per_s``: unvoiced runs of 1 to ``PROBE_GAP_FRAMES`` frames per second (a voicing
+      pattern: breaks at leaps, cracks, detached notes; 1.0 = one per second);
+    * ``rising_glides``: share of frames inside a rising glide: over ``PROBE_GLIDE_FRAMES`` frames the
+      small (< ``JUMP_SEMITONES``) upward steps add up to more than ``PROBE_GLIDE_RISE`` semitones and the
+      downward ones to less than a quarter of that (a pitch shape of about a semitone: scoops, cracks
+      sliding in).
+
+    Args:
+        midi: (n_frames,) MIDI per frame at ``constants.FRAME_RATE``, 0 = unvoiced.
+    """
+    midi = np.asarray(midi, dtype=float)
+    voiced = midi > 0
+    edges = np.diff(np.concatenate([[1], voiced.astype(int), [1]]))
+    gaps = np.flatnonzero(edges == 1) - np.flatnonzero(edges == -1)  # (k,) unvoiced run lengths, frames
+    seconds = max(len(midi) / C.FRAME_RATE, 1e-9)
+    step = np.diff(midi)
+    small = voiced[1:] & voiced[:-1] & (np.abs(step) < JUMP_SEMITONES)
+    window = np.ones(PROBE_GLIDE_FRAMES)
+    up = np.convolve(np.where(small & (step > 0), step, 0.0), window, "same")
+    down = np.convolve(np.where(small & (step < 0), -step, 0.0), window, "same")
+    glide = (up > PROBE_GLIDE_RISE) & (down < 0.25 * PROBE_GLIDE_RISE)
+    return {"short_gaps_per_s": float(((gaps >= 1) & (gaps <= PROBE_GAP_FRAMES)).sum() / seconds),
+            "rising_glides": float(glide.mean()) if len(glide) else 0.0}
 
 
 def contour_statistics(midis: list[np.ndarray] | pd.Series) -> pd.DataFrame:
