@@ -28,6 +28,11 @@ Chunking = Literal["random", "fixed", "code"]
 PitchNorm = Literal["midi127", "midi36_72"]
 Backend = Literal["fast", "librosa"]
 HeadNorm = Literal["auto", "standardize", "none"]
+PAPER_ENCODER_LR = 0.1  # paper (sec. 4.2): the two-step encoder's learning rate (original code: 0.005)
+# ours: the reference-informed two-step encoder's; at 0.1 its contrastive loss diverges (the fused latent is a
+# linear layer on the time means and the standardised alignment features, no BatchNorm after it), at 0.01 it
+# decreases (docs/references.md)
+INFORMED_ENCODER_LR = 0.01
 assert get_args(ModelName) == C.MODELS, "ModelName must list raympa.constants.MODELS"
 assert get_args(Reference) == C.REFERENCE_MODES, "Reference must list raympa.constants.REFERENCE_MODES"
 
@@ -90,7 +95,9 @@ class TrainConfig:
     batch_size: int = 32  # ours (the paper states none; the code cuts each window set in 10 batches)
     # paper (sec. 4.2): joint and head learning rate; PCConvNet's is in neither (ours: the same)
     lr: float = 0.005
-    encoder_lr: float = 0.1  # paper (sec. 4.2): two-step encoder learning rate (code: 0.005)
+    # two-step encoder learning rate; 0 = auto: the paper's 0.1 (sec. 4.2; code: 0.005) for the paper's model,
+    # INFORMED_ENCODER_LR for the reference-informed ones (``encoder_rate`` resolves it)
+    encoder_lr: float = 0.0
     # paper (sec. 4.2) and code: joint and head epochs; PCConvNet's is in neither (ours: the same)
     epochs: int = 300
     encoder_epochs: int = 150  # paper (sec. 4.2) and code: two-step encoder epochs
@@ -108,6 +115,13 @@ class TrainConfig:
     weight_decay: float = 1e-5  # paper (sec. 4.2) and code
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     threads: int = 0  # ours: torch CPU threads during fit; 0 = leave torch's setting (raympa train: 1)
+
+    @property
+    def encoder_rate(self) -> float:
+        """The two-step encoder stage's learning rate, ``encoder_lr`` with 0 (auto) resolved per model."""
+        if self.encoder_lr > 0:
+            return self.encoder_lr
+        return INFORMED_ENCODER_LR if self.model in C.REFERENCE_MODELS else PAPER_ENCODER_LR
 
     @property
     def standardizes_head(self) -> bool:
@@ -165,7 +179,7 @@ class TrainConfig:
             raise ValueError("margin and jl_lambda must be >= 0")
         if self.chunk_frames < 1 or self.chunk_hop < 1 or self.batch_size < 2:
             raise ValueError("chunk_frames and chunk_hop must be >= 1 and batch_size >= 2")
-        if self.lr <= 0 or self.encoder_lr <= 0:
+        if self.lr <= 0 or self.encoder_lr < 0:
             raise ValueError("learning rates must be > 0")
         if self.chunks_per_recording < 1 or self.patience < 1 or self.epochs < 1 or self.encoder_epochs < 1:
             raise ValueError("chunks_per_recording, patience, epochs and encoder_epochs must be >= 1")

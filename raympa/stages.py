@@ -25,7 +25,7 @@ class Stage:
 
     name: str
     epochs_field: str  # TrainConfig field with the stage's maximum epochs
-    lr_field: str  # TrainConfig field with its learning rate
+    lr_field: str  # TrainConfig field or property with its learning rate
     trains: str  # the model part whose parameters train: "all", "encoder" or "head"
     loss: str  # raympa.losses.LOSS_KINDS: "mse", "contrastive" or "joint"
     frozen_encoder: bool = False  # encoder without gradients and in eval mode (BatchNorm statistics fixed)
@@ -99,7 +99,7 @@ def standardize_head_input(model: Any, split: Any, *, pitch_norm: str, min_frame
 
 
 REGRESSION = Stage("regression", "epochs", "lr", trains="all", loss="mse")
-ENCODER = Stage("encoder", "encoder_epochs", "encoder_lr", trains="encoder", loss="contrastive")
+ENCODER = Stage("encoder", "encoder_epochs", "encoder_rate", trains="encoder", loss="contrastive")
 HEAD = Stage("head", "epochs", "lr", trains="head", loss="mse", frozen_encoder=True)
 JOINT = Stage("joint", "epochs", "lr", trains="all", loss="joint")
 

@@ -371,3 +371,16 @@ def test_min_delta_decides_the_best_epoch(tiny, min_delta):
     assert (r.metrics["best_epoch"], r.metrics["epochs_run"]) == (best_epoch, epochs) == (best_epoch, len(r.history))
     with pytest.raises(ValueError, match="min_delta"):
         TrainConfig(min_delta=1.5).validate()
+
+
+def test_encoder_rate_is_automatic_per_model_and_explicit_when_given():
+    from raympa.config import INFORMED_ENCODER_LR, PAPER_ENCODER_LR, TrainConfig
+    from raympa.stages import ENCODER
+
+    assert getattr(TrainConfig(model="contrastive"), ENCODER.lr_field) == PAPER_ENCODER_LR == 0.1
+    assert getattr(TrainConfig(model="si-contrastive"), ENCODER.lr_field) == INFORMED_ENCODER_LR
+    assert TrainConfig(model="joint-embed-contrastive").encoder_rate == INFORMED_ENCODER_LR
+    assert TrainConfig(model="si-contrastive", encoder_lr=0.2).encoder_rate == 0.2
+    assert TrainConfig.from_dict({"model": "contrastive", "encoder_lr": 0.005}).encoder_rate == 0.005
+    with pytest.raises(ValueError, match="learning rates"):
+        TrainConfig(encoder_lr=-0.1).validate()

@@ -53,7 +53,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "pitch_norm": "midi127 = paper; midi36_72 = original code",
         "pitch_shift": "max random shift in semitones (original code: 2; paper: 0 = off)",
         "chunks_per_recording": "random chunks per training recording per epoch (paper: 1)",
-        "encoder_lr": "two-step encoder learning rate (paper 0.1; code 0.005)",
+        "encoder_lr": "two-step encoder learning rate; 0 = auto: the paper's 0.1 for the paper's model (code 0.005), 0.01 "
+                      "for the reference-informed ones (ours)",
         "patience": "early-stopping patience in epochs (paper 75)",
         "min_delta": "a new best validation loss must beat the best by this fraction of it (ours; 0 = paper)",
         "head_norm": "standardize = the two-step head reads the embedding standardised with the training set's "
