@@ -339,3 +339,10 @@ def test_global_statistics_explain_little(tmp_path: Path, band: str) -> None:
     r2 = shortcut_r2(contour_statistics(midis), table)
     worst = r2[["linear_length_voiced", "linear_global", "boosting_global"]].max(axis=1)
     assert (worst < 0.1).all(), r2.to_string()
+
+
+def test_render_workers_exit_quietly_beside_ray(ray_local, tmp_path, capfd):
+    """Rendering in worker processes forked from a process that runs Ray (as the studies do) lets
+    them exit on their own: terminating them made Ray's signal handler print stack traces."""
+    demo.make_demo(tmp_path, n=4, seed=3, duration_s=2.5, jobs=2)
+    assert "SIGTERM" not in capfd.readouterr().err

@@ -267,7 +267,12 @@ def _pool_map(fn: Any, items: list, jobs: int | None) -> list:
 
     ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
     with ctx.Pool(workers) as pool:
-        return list(pool.imap_unordered(fn, items, chunksize=1))
+        results = list(pool.imap_unordered(fn, items, chunksize=1))
+        # let the workers exit on their own: the pool's exit terminates them, and workers forked from a
+        # process that runs Ray print its SIGTERM handler's stack traces
+        pool.close()
+        pool.join()
+    return results
 
 
 def _render_all(jobs_list: list[Audition], jobs: int | None) -> None:
