@@ -180,7 +180,7 @@ class TrainConfig:
         if self.chunk_frames < 1 or self.chunk_hop < 1 or self.batch_size < 2:
             raise ValueError("chunk_frames and chunk_hop must be >= 1 and batch_size >= 2")
         if self.lr <= 0 or self.encoder_lr < 0:
-            raise ValueError("learning rates must be > 0")
+            raise ValueError("learning rates must be > 0 (encoder_lr: >= 0, 0 = automatic per model)")
         if self.chunks_per_recording < 1 or self.patience < 1 or self.epochs < 1 or self.encoder_epochs < 1:
             raise ValueError("chunks_per_recording, patience, epochs and encoder_epochs must be >= 1")
         if not 0 <= self.min_delta < 1:

@@ -146,7 +146,7 @@ def margin_sweep_space(
     * ``rnc_temperature`` tau: 0.5-4, log (Zha et al. 2023 default tau = 2), for Rank-N-Contrast.
     * ``jl_lambda`` lambda: 0.1-10, log (paper: 1, L = L_MSE + L_C); only for the joint model.
     * ``lr``: 5e-4 - 5e-2, log (paper 0.005 for the joint model and the two-step head; the
-      two-step encoder keeps the paper's 0.1, ``encoder_lr``).
+      two-step encoder keeps its automatic ``encoder_lr``: the paper's 0.1, 0.01 for the informed models).
 
     Args:
         models: TrainConfig models searched (default both contrastive models).
