@@ -13,11 +13,12 @@ raympa.search.margin_sweep_space (ranges in its docstring); each configuration r
 ``results/margin_sweep/`` (trials.csv, study.json, latents/, optuna.journal for optuna-dashboard,
 report/).
 
-Default run (no arguments; sizes and budget ours, each in raympa.studies.margin_sweep.Options):
-800 simulated middle-school auditions of a 15 s etude (640 / 80 / 80 train / validation / test),
-built under data/, then the PCConvNet baseline and 8 configurations, 3 seeds each (paper: 5 runs),
-trained together per configuration, with 150 epochs of at least 64 SGD steps (two-step: 75 encoder
-+ 150 head; paper and original code: 150 + 300) and early-stopping patience 75 (paper).
+Default run (no arguments; sizes ours, training length the paper's, each in
+raympa.studies.margin_sweep.Options): 800 simulated middle-school auditions of a 15 s etude
+(640 / 80 / 80 train / validation / test), built under data/, then the PCConvNet baseline and 8
+configurations, 3 seeds each (paper: 5 runs), trained together per configuration, with 300 epochs
+of at least 64 SGD steps (two-step: 150 encoder + 300 head; paper and original code) and
+early-stopping patience 75 (paper). Time: results/README.md (goal: 10 minutes on 2 cores from cold).
 ``--smoke-test``: 24 short demo auditions, the baseline and 2 configurations x 1 seed x 3 epochs.
 On a cluster: ``--address auto --storage-path /mnt/shared/results --data-dir /mnt/shared/data
 --gpus-per-trial 0.25`` (see docs/study.md). The same study: ``raympa study margin-sweep``.
