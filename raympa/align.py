@@ -85,7 +85,7 @@ ONSET_STEP = 0.5  # ours: semitones between reduced reference frames that mark a
 ONSET_ERROR_S = 0.1  # ours: an onset this far (s) from where its neighbours put it counts as an error
 TEMPO_CLIP = 4.0  # ours: local tempo ratios are clipped to [1 / TEMPO_CLIP, TEMPO_CLIP] of the whole path's
 WORST_DEVIATION = 6.0  # semitones: the largest folded deviation, the median's value when nothing matches
-FRAME_RATE = C.SAMPLE_RATE / C.HOP_LENGTH  # frames/s of the contours (paper's hop: 172.27)
+FRAME_RATE = C.FRAME_RATE  # frames/s of the contours (the paper's hop: 172.27)
 
 
 def _njit(fn):

@@ -86,7 +86,7 @@ def reference_onsets(ref: np.ndarray, alignment: Alignment) -> tuple[np.ndarray,
     key = np.where(sounding, np.rint(smooth - centre), np.inf)  # (n,) rounded to the reference's own tuning
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])  # runs of one rounded pitch or of silence
     lengths = np.diff(np.r_[starts, len(key)])
-    frame_rate = C.SAMPLE_RATE / C.HOP_LENGTH
+    frame_rate = C.FRAME_RATE  # frames/s
     min_note, min_rest = MIN_NOTE_S * frame_rate, MIN_REST_S * frame_rate
     onsets, pitch, rested, frames = [], [], [], []
     gap = np.inf  # the span starts after a rest
