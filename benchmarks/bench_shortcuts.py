@@ -11,10 +11,13 @@ and rhythm accuracy and >= 0.4 on musicality; PCConvNet >= 0.25 on note accuracy
 ``--probe`` also asks what PCConvNet can learn from these contours at all: it trains it (same seeds and
 epochs) on stand-in targets computed from each contour (``raympa.demo.shortcuts.probe_statistics``: a
 voicing pattern and a pitch shape of about a semitone), ranked and put on note accuracy's 0.1 grid.
+``--probe-deviations`` does the same with realised deviation amounts from ``deviations.csv`` (which
+deviations a contour-only model can learn at all), beside what the global statistics explain of each.
 
     python benchmarks/bench_shortcuts.py --n 600 --seed 7 --train-seeds 0,1,2
     python benchmarks/bench_shortcuts.py --n 120 --train-seeds ''     # statistics only, quick
     python benchmarks/bench_shortcuts.py --n 600 --seed 7 --train-seeds 0,1,2 --probe --bands middleschool
+    python benchmarks/bench_shortcuts.py --n 600 --seed 7 --bands middleschool --probe-deviations fluffed_notes,legato,skill
     python benchmarks/bench_shortcuts.py --smoke-test
 """
 
@@ -35,7 +38,8 @@ from raympa import constants as C
 from raympa.contours import extract, load_contours
 from raympa.demo import ceiling, make_demo
 from raympa.demo.folder import ContourOutput
-from raympa.demo.shortcuts import FEATURES, contour_statistics, probe_statistics, shortcut_r2
+from raympa.demo.shortcuts import (FEATURES, contour_statistics, deviation_targets, probe_statistics, rank_to_grid,
+                                   shortcut_r2)
 from raympa.ratings import read_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +77,7 @@ def probe_targets(table: pd.DataFrame) -> pd.DataFrame:
     (note accuracy's grid), indexed by recording_id."""
     stats = pd.DataFrame([probe_statistics(np.asarray(m)) for m in table["midi"]],
                          index=table["recording_id"].astype(str).to_numpy())
-    return (stats.rank(pct=True) * 10).round() / 10
+    return rank_to_grid(stats)
 
 
 def run_probes(work: Path, band: str, args: argparse.Namespace, seeds: list[int]) -> list[str]:
@@ -84,6 +88,26 @@ def run_probes(work: Path, band: str, args: argparse.Namespace, seeds: list[int]
     for name in targets.columns:
         r2 = pcconvnet_r2(folder, folder / "contours", seeds=seeds, epochs=args.epochs, target=targets[name])
         rows.append(f"| {name} | {' / '.join(f'{v:.3f}' for v in r2.values())} | {np.mean(list(r2.values())):.3f} |")
+    return rows
+
+
+def run_deviation_probes(work: Path, band: str, args: argparse.Namespace, seeds: list[int]) -> list[str]:
+    """Markdown rows: for each named realised deviation (``--probe-deviations``), what the global
+    statistics explain of it (linear / boosting, 5-fold) and PCConvNet's test R² when trained on it."""
+    folder = work / f"{band}_n{args.n}_s{args.seed}"
+    dev = pd.read_csv(folder / "deviations.csv", dtype={"recording_id": str})
+    names = [n.strip() for n in args.probe_deviations.split(",") if n.strip()]
+    targets = deviation_targets(dev, names)
+    table = load_contours(folder / "contours")
+    feats = contour_statistics(table["midi"])
+    feats.index = table["recording_id"].astype(str).to_numpy()
+    glob = shortcut_r2(feats, targets.loc[feats.index], criteria=tuple(names)).set_index("criterion")
+    rows = []
+    for name in names:
+        r2 = pcconvnet_r2(folder, folder / "contours", seeds=seeds, epochs=args.epochs, target=targets[name])
+        vals = list(r2.values())
+        rows.append(f"| {name} | {glob.loc[name, 'linear_global']:.3f} / {glob.loc[name, 'boosting_global']:.3f} | "
+                    f"{' / '.join(f'{v:.3f}' for v in vals)} | {np.mean(vals) if vals else float('nan'):.3f} |")
     return rows
 
 
@@ -122,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", default=None, help="keep the rendered folders here (default: a temp folder)")
     p.add_argument("--probe", action="store_true", help="also train PCConvNet on the probe targets")
+    p.add_argument("--probe-deviations", default="",
+                   help="comma-separated realised deviations (and/or 'skill') to train PCConvNet on in place of "
+                        "note accuracy, e.g. fluffed_notes,legato,skill")
     p.add_argument("--smoke-test", action="store_true")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "shortcuts.md"))
     args = p.parse_args(argv)
@@ -153,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                 lines += ["PCConvNet on probe targets (the contour's own statistic, ranked, on a 0.1 grid), "
                           "test R² (full length):", "", "| target | per seed | mean |", "|---|---|---|",
                           *run_probes(work, band, args, seeds), ""]
+            if args.probe_deviations and seeds:
+                lines += ["Deviation probes (a realised deviation amount, less = higher, ranked on a 0.1 grid, in place "
+                          "of note accuracy): global statistics R² (linear / boosting, 5-fold) and PCConvNet's test "
+                          "R² (full length):", "", "| target | global statistics | PCConvNet per seed | mean |",
+                          "|---|---|---|---|", *run_deviation_probes(work, band, args, seeds), ""]
     text = "\n".join(lines)
     print(text)
     if not args.smoke_test:

@@ -227,6 +227,29 @@ def test_probe_statistics_count_gaps_and_rising_glides() -> None:
     assert probe_statistics(scooped)["rising_glides"] > 0.03 and probe_statistics(falling)["rising_glides"] == 0.0
 
 
+def test_deviation_targets_rank_less_deviation_higher() -> None:
+    """Deviation probes: less of a deviation is a higher target (more skill is higher), on the 0.1
+    grid; an unknown name is refused with the columns there are; the global-statistics R² takes
+    such targets as criteria."""
+    from raympa.demo.shortcuts import deviation_targets, shortcut_r2
+
+    rng = np.random.default_rng(0)
+    dev = pd.DataFrame({"recording_id": [f"r{i}" for i in range(50)], "fluffed_notes": rng.uniform(0, 0.1, 50),
+                        "skill": rng.standard_normal(50), "intended_fluffed_notes": 0.0})
+    t = deviation_targets(dev, ["fluffed_notes", "skill"])
+    assert list(t.index[:2]) == ["r0", "r1"] and set(np.round(t.to_numpy().ravel() * 10, 6)) <= set(range(11))
+    worst, best = dev["fluffed_notes"].idxmax(), dev["fluffed_notes"].idxmin()
+    assert t["fluffed_notes"].iloc[worst] == 0.0 and t["fluffed_notes"].iloc[best] == 1.0
+    assert t["skill"].iloc[dev["skill"].idxmax()] == 1.0
+    with pytest.raises(ValueError, match="unknown deviation.*'nope'.*fluffed_notes"):
+        deviation_targets(dev, ["nope"])
+    feats = pd.DataFrame({"seconds": rng.uniform(20, 40, 50), "voiced_fraction": rng.uniform(0.6, 0.9, 50)},
+                         index=t.index)
+    feats["fluff_count"] = -t["fluffed_notes"].to_numpy() + rng.normal(0, 0.01, 50)  # a statistic that reads it
+    r2 = shortcut_r2(feats, t, criteria=("fluffed_notes", "skill")).set_index("criterion")
+    assert r2.loc["fluffed_notes", "linear_global"] > 0.9 and r2.loc["skill", "linear_global"] < 0.3
+
+
 @pytest.mark.parametrize("level", ["middleschool", "symphonicband"])
 def test_generated_etudes_fit_ranges(level: str) -> None:
     for k, inst in enumerate(C.INSTRUMENTS):

@@ -142,19 +142,52 @@ def probe_statistics(midi: np.ndarray) -> dict[str, float]:
             "rising_glides": float(glide.mean()) if len(glide) else 0.0}
 
 
+def rank_to_grid(values: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """Rank each column to (0, 1] and round to 0.1 (note accuracy's grid): a stand-in target on the
+    ratings' scale that keeps only the order of ``values``."""
+    return (values.rank(pct=True) * 10).round() / 10
+
+
+def deviation_targets(deviations: pd.DataFrame, names: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """Stand-in targets from a demo folder's ``deviations.csv``: each named realised deviation amount,
+    negated (less deviation = a higher target, as a rating) and put on the 0.1 grid by
+    :func:`rank_to_grid`; ``skill`` (the latent skill) is kept in its own direction.
+
+    Args:
+        deviations: ``deviations.csv`` (``recording_id`` and the named columns).
+        names: deviation names (:data:`raympa.demo.judge.DEVIATIONS`) and/or ``"skill"``.
+
+    Returns:
+        One column per name (``skill`` or ``<name>``), indexed by ``recording_id``.
+
+    Raises:
+        ValueError: a name that is not a column of ``deviations``.
+    """
+    unknown = [n for n in names if n not in deviations.columns or n == "recording_id"]
+    if unknown:
+        raise ValueError(f"unknown deviation(s) {unknown}; deviations.csv has "
+                         f"{[c for c in deviations.columns if not c.startswith('intended_') and c != 'recording_id']}")
+    table = deviations.set_index(deviations["recording_id"].astype(str))
+    signed = pd.DataFrame({n: table[n].astype(float) * (1.0 if n == "skill" else -1.0) for n in names})
+    return rank_to_grid(signed)
+
+
 def contour_statistics(midis: list[np.ndarray] | pd.Series) -> pd.DataFrame:
     """:func:`global_statistics` of each contour, one row each (columns :data:`FEATURES`)."""
     return pd.DataFrame([global_statistics(np.asarray(m)) for m in midis], columns=list(FEATURES))
 
 
-def shortcut_r2(features: pd.DataFrame, ratings: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+def shortcut_r2(features: pd.DataFrame, ratings: pd.DataFrame, *, folds: int = 5, seed: int = 0,
+                criteria: tuple[str, ...] = C.RATED_COLUMNS) -> pd.DataFrame:
     """Cross-validated R² per criterion: linear on (length, voiced fraction), linear and boosting on all.
 
     Args:
         features: one row per audition, columns :data:`FEATURES` (or any subset holding
             ``seconds`` and ``voiced_fraction``).
-        ratings: the same rows, columns ``constants.RATED_COLUMNS``.
+        ratings: the same rows, one column per name in ``criteria``.
         folds: cross-validation folds (shuffled, ``seed``).
+        criteria: the target columns (default: the four rated criteria; any numeric column works,
+            e.g. :func:`deviation_targets`).
 
     Returns:
         One row per criterion: ``linear_length_voiced``, ``linear_global`` (ridge on standardised
@@ -169,8 +202,8 @@ def shortcut_r2(features: pd.DataFrame, ratings: pd.DataFrame, *, folds: int = 5
     cv = KFold(folds, shuffle=True, random_state=seed)
     cols = list(features.columns)
     rows = []
-    for crit in C.RATED_COLUMNS:
-        y = ratings[crit].to_numpy()
+    for crit in criteria:
+        y = ratings[crit].to_numpy(dtype=float)
 
         def score(model, use: list[str]) -> float:
             return round(float(cross_val_score(model, features[use].to_numpy(), y, cv=cv, scoring="r2").mean()), 3)
