@@ -29,6 +29,7 @@ import shlex
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from raympa import constants as C
 from raympa.contours import extract, load_contours
 from raympa.demo import ceiling, make_demo
 from raympa.demo.folder import ContourOutput
+from raympa.demo.judge import DEVIATIONS
 from raympa.demo.shortcuts import (FEATURES, contour_statistics, deviation_targets, probe_statistics, rank_to_grid,
                                    shortcut_r2)
 from raympa.ratings import read_ratings
@@ -45,17 +47,27 @@ from raympa.ratings import read_ratings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pcconvnet_r2(folder: Path, contours: Path, *, seeds: list[int], epochs: int | None,
+@dataclass(frozen=True)
+class BandData:
+    """One band's rendered folder, loaded once: the ratings, the contours and their global statistics."""
+
+    folder: Path
+    ratings: pd.DataFrame  # read_ratings(folder)
+    contours: pd.DataFrame  # load_contours(folder / "contours")
+    features: pd.DataFrame  # (recordings, FEATURES) indexed by recording_id
+
+
+def pcconvnet_r2(band: BandData, *, seeds: list[int], epochs: int | None,
                  target: pd.Series | None = None) -> dict[str, float]:
     """PCConvNet's test R² on note accuracy (full-length), one value per seed; ``target`` (by
     recording_id) replaces the note-accuracy ratings (a probe)."""
     from raympa.dataset import ContourSet
     from raympa.train import TrainConfig, fit
 
-    ratings = read_ratings(folder)
+    ratings = band.ratings.copy()
     if target is not None:
         ratings["note_accuracy"] = target.reindex(ratings["recording_id"].astype(str)).to_numpy()
-    data = ContourSet.from_tables(ratings, load_contours(contours))
+    data = ContourSet.from_tables(ratings, band.contours)
     out = {}
     for s in seeds:
         kw = {"epochs": epochs} if epochs else {}
@@ -72,6 +84,12 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
+def _seed_cells(r2: dict[str, float]) -> str:
+    """Markdown cells "per seed | mean" of one probe's test R²."""
+    vals = list(r2.values())
+    return f"{' / '.join(f'{v:.3f}' for v in vals)} | {np.mean(vals) if vals else float('nan'):.3f}"
+
+
 def probe_targets(table: pd.DataFrame) -> pd.DataFrame:
     """(recordings, probes): each probe statistic of each contour, ranked to (0, 1] and rounded to 0.1
     (note accuracy's grid), indexed by recording_id."""
@@ -80,38 +98,26 @@ def probe_targets(table: pd.DataFrame) -> pd.DataFrame:
     return rank_to_grid(stats)
 
 
-def run_probes(work: Path, band: str, args: argparse.Namespace, seeds: list[int]) -> list[str]:
+def run_probes(band: BandData, args: argparse.Namespace, seeds: list[int]) -> list[str]:
     """Markdown rows: PCConvNet's test R² on each probe target of one band's contours."""
-    folder = work / f"{band}_n{args.n}_s{args.seed}"
-    targets = probe_targets(load_contours(folder / "contours"))
-    rows = []
-    for name in targets.columns:
-        r2 = pcconvnet_r2(folder, folder / "contours", seeds=seeds, epochs=args.epochs, target=targets[name])
-        rows.append(f"| {name} | {' / '.join(f'{v:.3f}' for v in r2.values())} | {np.mean(list(r2.values())):.3f} |")
-    return rows
+    targets = probe_targets(band.contours)
+    return [f"| {name} | {_seed_cells(pcconvnet_r2(band, seeds=seeds, epochs=args.epochs, target=targets[name]))} |"
+            for name in targets.columns]
 
 
-def run_deviation_probes(work: Path, band: str, args: argparse.Namespace, seeds: list[int]) -> list[str]:
+def run_deviation_probes(band: BandData, names: list[str], args: argparse.Namespace, seeds: list[int]) -> list[str]:
     """Markdown rows: for each named realised deviation (``--probe-deviations``), what the global
     statistics explain of it (linear / boosting, 5-fold) and PCConvNet's test R² when trained on it."""
-    folder = work / f"{band}_n{args.n}_s{args.seed}"
-    dev = pd.read_csv(folder / "deviations.csv", dtype={"recording_id": str})
-    names = [n.strip() for n in args.probe_deviations.split(",") if n.strip()]
-    targets = deviation_targets(dev, names)
-    table = load_contours(folder / "contours")
-    feats = contour_statistics(table["midi"])
-    feats.index = table["recording_id"].astype(str).to_numpy()
-    glob = shortcut_r2(feats, targets.loc[feats.index], criteria=tuple(names)).set_index("criterion")
-    rows = []
-    for name in names:
-        r2 = pcconvnet_r2(folder, folder / "contours", seeds=seeds, epochs=args.epochs, target=targets[name])
-        vals = list(r2.values())
-        rows.append(f"| {name} | {glob.loc[name, 'linear_global']:.3f} / {glob.loc[name, 'boosting_global']:.3f} | "
-                    f"{' / '.join(f'{v:.3f}' for v in vals)} | {np.mean(vals) if vals else float('nan'):.3f} |")
-    return rows
+    dev = pd.read_csv(band.folder / "deviations.csv", dtype={"recording_id": str})
+    targets = deviation_targets(dev, names).loc[band.features.index]
+    glob = shortcut_r2(band.features, targets, criteria=tuple(names)).set_index("criterion")
+    return [f"| {name} | {glob.loc[name, 'linear_global']:.3f} / {glob.loc[name, 'boosting_global']:.3f} | "
+            f"{_seed_cells(pcconvnet_r2(band, seeds=seeds, epochs=args.epochs, target=targets[name]))} |"
+            for name in names]
 
 
-def run_band(work: Path, band: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], float]:
+def run_band(work: Path, band: str, args: argparse.Namespace, seeds: list[int],
+             ) -> tuple[BandData, pd.DataFrame, dict[str, float], float]:
     folder = work / f"{band}_n{args.n}_s{args.seed}"
     t0 = time.perf_counter()
     contours = folder / "contours"
@@ -123,16 +129,15 @@ def run_band(work: Path, band: str, args: argparse.Namespace) -> tuple[pd.DataFr
     seconds = time.perf_counter() - t0
     table = load_contours(contours)
     feats = contour_statistics(table["midi"])
-    feats["recording_id"] = table["recording_id"].astype(str).to_numpy()
-    ratings = pd.read_csv(folder / "ratings.csv", dtype={"recording_id": str})
-    df = ratings.merge(feats, on="recording_id", validate="one_to_one")
-    res = shortcut_r2(df[list(FEATURES)], df[list(C.RATED_COLUMNS)])
+    feats.index = table["recording_id"].astype(str).to_numpy()
+    data = BandData(folder, read_ratings(folder), table, feats)
+    ratings = data.ratings.set_index(data.ratings["recording_id"].astype(str))
+    res = shortcut_r2(feats, ratings.loc[feats.index, list(C.RATED_COLUMNS)])
     ceil = ceiling(folder)
     res["ceiling_linear"] = ceil["r2_linear"].to_numpy()
     res["ceiling_boosting"] = ceil["r2_boosting"].to_numpy()
-    seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
-    pcc = pcconvnet_r2(folder, contours, seeds=seeds, epochs=args.epochs) if seeds else {}
-    return res, pcc, seconds
+    pcc = pcconvnet_r2(data, seeds=seeds, epochs=args.epochs) if seeds else {}
+    return data, res, pcc, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.smoke_test:
         args.n, args.duration, args.train_seeds, args.bands = 30, 6.0, "", "middleschool"
+    seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
+    probe_names = [n.strip() for n in args.probe_deviations.split(",") if n.strip()]
+    unknown = sorted(set(probe_names) - set(DEVIATIONS) - {"skill"})
+    if unknown:  # before any rendering or training
+        p.error(f"--probe-deviations: unknown {unknown}; choose from skill, {', '.join(DEVIATIONS)}")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # this benchmark's own local Ray instance
     cmd = "python benchmarks/bench_shortcuts.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = ["# Shortcuts: global contour statistics against the simulator's ceiling", "",
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work) if args.work else Path(tmp)
         for band in [b.strip() for b in args.bands.split(",") if b.strip()]:
-            res, pcc, seconds = run_band(work, band, args)
+            data, res, pcc, seconds = run_band(work, band, args, seeds)
             lines += [f"## {band}", "", _markdown(res), ""]
             worst = res[["linear_global", "boosting_global"]].max().max()
             lines.append(f"Largest global-statistics R²: **{worst:.3f}** (goal <= 0.15). "
@@ -175,16 +185,15 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"PCConvNet note accuracy test R²: {', '.join(f'{k}: {v:.3f}' for k, v in pcc.items())}; "
                              f"mean **{np.mean(list(pcc.values())):.3f}** (goal >= 0.25).")
             lines.append("")
-            seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
             if args.probe and seeds:
                 lines += ["PCConvNet on probe targets (the contour's own statistic, ranked, on a 0.1 grid), "
                           "test R² (full length):", "", "| target | per seed | mean |", "|---|---|---|",
-                          *run_probes(work, band, args, seeds), ""]
-            if args.probe_deviations and seeds:
+                          *run_probes(data, args, seeds), ""]
+            if probe_names and seeds:
                 lines += ["Deviation probes (a realised deviation amount, less = higher, ranked on a 0.1 grid, in place "
                           "of note accuracy): global statistics R² (linear / boosting, 5-fold) and PCConvNet's test "
                           "R² (full length):", "", "| target | global statistics | PCConvNet per seed | mean |",
-                          "|---|---|---|---|", *run_deviation_probes(work, band, args, seeds), ""]
+                          "|---|---|---|---|", *run_deviation_probes(data, probe_names, args, seeds), ""]
     text = "\n".join(lines)
     print(text)
     if not args.smoke_test:
